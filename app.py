@@ -1,0 +1,40 @@
+"""Start the mock interviewer in the browser: settings → services → UI → launch (127.0.0.1:7860)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from interviewer.config import Settings
+from interviewer.services import build_services, quiet_environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="AI mock interviewer (offline by default)")
+    parser.add_argument("--port", type=int, help="default 7860 (INTERVIEWER_PORT)")
+    parser.add_argument("--host", help="default 127.0.0.1; another interface needs INTERVIEWER_PASSWORD")
+    parser.add_argument("--notes", action="append", help="a folder of your own notes (repeatable)")
+    args = parser.parse_args(argv)
+    quiet_environment()
+    settings = Settings.from_env()
+    changes = {k: v for k, v in {"port": args.port, "host": args.host}.items() if v}
+    if args.notes:
+        changes["notes_dirs"] = settings.notes_dirs + tuple(args.notes)
+    try:
+        settings = settings.with_(**changes) if changes else settings
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int, source: str) -> None:
+        print(f"\r构建笔记索引 {done}/{total} {source[:40]}", end="", file=sys.stderr, flush=True)
+
+    services = build_services(settings, progress)
+    from interviewer.ui import launch
+
+    launch(services)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

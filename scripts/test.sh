@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Chromium + CJK font when root on Debian, the project with its
+# test extras in .venv) and run the whole suite: lint, tests (browser tests included), eval, bench smoke.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null
+fi
+python3 -m venv .venv
+. .venv/bin/activate
+pip install -q --upgrade pip
+pip install -q -e ".[test]"
+export OMP_NUM_THREADS=1 GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 ANONYMIZED_TELEMETRY=False
+ruff check interviewer tests app.py
+python -m pytest -q "$@"
+# The calibrated targets are part of the suite: eval exits non-zero below eval/targets.toml.
+python -m interviewer --data-dir .ci-data eval all
+python -m interviewer --data-dir .ci-data bench --quick

@@ -1,0 +1,99 @@
+"""Fixtures shared by all tests: no outbound network, hermetic settings, stub model and stub server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `pytest` run from anywhere still imports the package
+    sys.path.insert(0, str(ROOT))
+
+# Set before any test module is imported (gradio and the HF hub read these at import time).
+HERMETIC_ENV = {
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+}
+os.environ.update(HERMETIC_ENV)
+for _key in ("NO_PROXY", "no_proxy"):  # a proxy set on a developer machine must not see the stub server
+    _hosts = [h for h in os.environ.get(_key, "").split(",") if h]
+    os.environ[_key] = ",".join(dict.fromkeys([*_hosts, "127.0.0.1", "localhost", "::1"]))
+
+from interviewer import models  # noqa: E402
+from interviewer.config import Settings  # noqa: E402
+from interviewer.stubs import StubChatModel, StubOpenAIServer, block_outbound_network  # noqa: E402
+
+DEFAULT_TEST_TIMEOUT_S = 60
+STUB_API_KEY = "sk-test-SECRET-123"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A default pytest-timeout per test, unless one is configured (ini/command line) or marked."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    if config.getoption("timeout", None) or config.getini("timeout"):
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT_S))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Re-apply the network guard before each test's fixtures: pytest-socket (installed as a
+    dependency) puts the real ``socket.socket.connect`` back in its teardown of every test."""
+    block_outbound_network()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_session():
+    """Only loopback/AF_UNIX sockets may connect; live model endpoints are refused."""
+    saved_env = {key: os.environ.get(key) for key in HERMETIC_ENV}
+    os.environ.update(HERMETIC_ENV)
+    was_allowed = models.model_requests_allowed()
+    models.allow_model_requests(False)
+    restore_network = block_outbound_network()
+    try:
+        yield
+    finally:
+        restore_network()
+        models.allow_model_requests(was_allowed)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Offline settings whose data lives under ``tmp_path``."""
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def stub_model() -> StubChatModel:
+    return StubChatModel()
+
+
+@pytest.fixture
+def stub_server():
+    with StubOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_settings(settings: Settings, stub_server: StubOpenAIServer) -> Settings:
+    """Settings for the real ChatOpenAI talking to ``stub_server``."""
+    return settings.with_(
+        model="stub-model",
+        base_url=stub_server.base_url,
+        api_key=STUB_API_KEY,
+        timeout_s=2.0,
+        max_retries=1,
+    )

@@ -1,0 +1,112 @@
+"""The built-in knowledge base: bank schema, rubric links to real note sections, sourced numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from interviewer.knowledge import KNOWLEDGE_DIR, BANDS, KnowledgeError, load_bank, load_facts, load_questions_file
+from interviewer.notes import load_note_sections, unsourced_numbers
+
+ROOT = KNOWLEDGE_DIR.parent
+FIXED_IDS = [
+    "self_intro", "kv_cache", "paged_attention", "continuous_batching", "flash_attention",
+    "ksana_highlights", "tp_vs_pp", "memory_bound", "project_star", "reverse_questions", "why_direction",
+]
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return load_bank()
+
+
+@pytest.fixture(scope="module")
+def addresses():
+    found = set()
+    for path in sorted((KNOWLEDGE_DIR / "notes").glob("*.md")):
+        for s in load_note_sections(path):
+            found.add(s.address)
+    return found
+
+
+def test_bank_has_fixed_ids_and_enough_questions(bank):
+    missing = [i for i in FIXED_IDS if i not in bank]
+    assert not missing, f"fixed ids missing: {missing}"
+    assert len(bank) >= 60
+    source_level = [q for q in bank.values() if q.topic == "ksanallm" and q.difficulty == 3]
+    assert len(source_level) >= 20
+
+
+def _links(bank):
+    for q in bank.values():
+        for p in q.rubric:
+            yield q.id, p.id, p.note
+        for f in q.follow_ups:
+            yield q.id, "follow_up", f.note
+            for p in f.rubric:
+                yield q.id, p.id, p.note
+
+
+def _resolves(note: str, addresses: set[str]) -> bool:
+    """A link names a section exactly, or a heading that has subsections."""
+    return note in addresses or any(a.startswith(note + " › ") for a in addresses)
+
+
+def test_every_rubric_link_names_an_existing_note_section(bank, addresses):
+    broken = [(q, p, n) for q, p, n in _links(bank) if not _resolves(n, addresses)]
+    assert not broken, f"{len(broken)} broken links, e.g. {broken[:5]}"
+
+
+def test_technical_questions_have_probes_and_harder_follow_ups(bank):
+    for q in bank.values():
+        if q.stage == "technical":
+            assert q.follow_ups, q.id
+            assert any(f.difficulty > q.difficulty for f in q.follow_ups) or q.difficulty == 3, q.id
+
+
+def test_every_number_in_the_notes_carries_a_source():
+    problems = []
+    for path in sorted((KNOWLEDGE_DIR / "notes").glob("*.md")):
+        for line, block in unsourced_numbers(path.read_text(encoding="utf-8")):
+            problems.append(f"{path.name}:{line}: {block[:80]}")
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_fact_registry_has_enough_entries():
+    facts = load_facts()
+    assert len(facts) >= 30
+    assert len({f.id for f in facts}) == len(facts)
+
+
+def test_broken_question_file_names_file_question_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump([{"id": "oops", "stage": "technical", "topic": "x", "difficulty": 7}]))
+    with pytest.raises(KnowledgeError) as err:
+        load_questions_file(bad)
+    assert "bad.yaml" in str(err.value) and "oops" in str(err.value) and "difficulty" in str(err.value)
+
+
+def test_grading_calibration_set_is_well_formed(bank):
+    rows = [json.loads(line) for p in sorted((ROOT / "eval" / "grading").glob("*.jsonl"))
+            for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(rows) >= 240
+    assert len({r["question_id"] for r in rows}) >= 24
+    for r in rows:
+        assert r["question_id"] in bank, r
+        assert r["band"] in BANDS, r
+        assert r["split"] in ("dev", "heldout"), r
+    assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_retrieval_queries_point_at_existing_sections(addresses):
+    rows = []
+    for p in sorted((ROOT / "eval" / "retrieval").glob("*.yaml")):
+        rows.extend(yaml.safe_load(p.read_text(encoding="utf-8")))
+    assert len(rows) >= 80
+    for r in rows:
+        assert r["expected"], r
+        for e in r["expected"]:
+            assert _resolves(e, addresses), (r["query"], e)
