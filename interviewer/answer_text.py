@@ -15,18 +15,20 @@ from dataclasses import dataclass
 
 TAG = re.compile(r"<\s*(script|style)[^>]*>.*?<\s*/\s*\1\s*>|<[^>]{0,300}>", re.IGNORECASE | re.DOTALL)
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|(?<=[.])\s+(?=[A-Z\u4e00-\u9fff])")
+PARROT_SHARE = 0.5  # share of a sentence's character bigrams found in the question
 CJK = re.compile(r"[\u4e00-\u9fff]")
 MAX_ANSWER_CHARS = 20_000
 
 INJECTION = re.compile(
     r"忽略.{0,12}(指令|指示|规则|评分|标准|rubric|提示|要求)|无视.{0,10}(规则|评分|标准)"
     r"|(给|打|判|评)(我|这个?回答|本题)?.{0,4}(满分|100\s*分|一百分|流畅)|直接(给|判|评).{0,6}(分|流畅|通过)"
-    r"|(标记|记为|评为|判为|算作|设为).{0,6}(流畅|满分|通过)|跳过.{0,6}(评分|这一?题|阶段|到最后|面试)|结束面试|进入下一阶段"
-    r"|你(现在)?是.{0,6}(评分|考官|打分)|作为(评分|打分)|(系统|system)\s*(提示|prompt)"
+    r"|(标记|记为|评为|判为|算作|设为|改成|改为|调成|调到|定为).{0,6}(流畅|满分|通过|100|高分)|(评分系统|评分员|打分系统|阅卷).{0,6}(管理员|请|你)"
+    r"|(等级|分数|评分|成绩|档位)(直接)?(改|设|调|判|定)(成|为|到)|跳过.{0,6}(评分|这一?题|阶段|到最后|面试)|结束面试|进入下一阶段"
+    r"|你(现在)?是.{0,6}(评分|考官|打分)|作为(评分|打分)|(系统提示|system prompt)\s*[:：]|(泄露|输出|打印|reveal|print).{0,10}(系统提示|system prompt)"
     r"|ignore\s+(all\s+|any\s+|the\s+|previous\s+|prior\s+|your\s+)*(instructions?|rubric|rules|grading|criteria)"
     r"|(give|award|assign)\s+(me\s+|this\s+)?(full|maximum|max|100|perfect)\s*(marks?|points?|score)?"
     r"|(mark|grade|rate|score)\s+(me|this|it|the answer)\s+(as\s+)?(流畅|fluent|100|perfect|excellent|full)"
-    r"|you are (now )?(the|a) (grader|examiner)|as the grader|system prompt|skip to the end|end the interview",
+    r"|you are (now )?(the|a) (grader|examiner)|as the grader|skip to the end|end the interview",
     re.IGNORECASE,
 )
 DONT_KNOW = re.compile(
@@ -39,7 +41,9 @@ CONNECTIVES = re.compile(
     r"|\b(because|so|therefore|which|that|means|by|then|instead|if|only|each|every|when|so that|thus|since|but)\b",
     re.IGNORECASE,
 )
-LIST_SEP = re.compile(r"[、,，/|;；\n]+")
+LIST_SEP = re.compile(r"[、,，/|;；\n\s]+")
+FUNCTION_CHARS = set("的了是在把就会要而这那它和与也都被让给对从到为以之所因但可用来时么吧呢啊嗯我你")
+STOPWORDS = set("the a an is are was be to of and or so because it that this which when then by for with as in on at can will".split())
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,18 @@ def normalize_answer(answer: object) -> str:
 
 
 def sentences(answer: str) -> list[Sentence]:
-    """Sentences with their verbatim text (for evidence quotes) and cleaned text (for matching)."""
+    """Sentences with their verbatim text (for evidence quotes) and cleaned text (for matching).
+
+    Punctuation inside HTML tags (``<img onerror="f('/x?y')">``) does not end a sentence.
+    """
+    shadow = TAG.sub(lambda m: "\0" * len(m.group(0)), answer)
+    cuts = [0] + [m.start() for m in SENTENCE_END.finditer(shadow) if m.start() > 0] + [len(answer)]
     out = []
-    for raw in SENTENCE_END.split(answer):
-        raw = raw.strip()
-        if raw:
-            clean = clean_text(raw)
-            if clean:
-                out.append(Sentence(raw, clean))
+    for a, b in zip(cuts, cuts[1:]):
+        raw = answer[a:b].strip()
+        clean = clean_text(raw) if raw else ""
+        if clean:
+            out.append(Sentence(raw, clean))
     return out
 
 
@@ -103,15 +111,17 @@ def containment(part: str, whole: str) -> float:
 
 
 def is_parroting(sentence: str, question: str) -> bool:
-    """A sentence that mostly restates the question."""
-    return containment(sentence, question) >= 0.6
+    """A sentence that mostly restates the question (short replies such as "不是 LRU" are not)."""
+    grams = bigrams(sentence)
+    return len(grams) >= max(8, len(bigrams(question)) // 3) and containment(sentence, question) >= PARROT_SHARE
 
 
 def looks_like_keyword_list(text: str) -> bool:
-    """A bare list of terms: many short items, almost no explaining words between them."""
-    items = [i.strip() for i in LIST_SEP.split(clean_text(text)) if i.strip()]
-    if len(items) < 4:
+    """A bare list of terms: many short items and almost no function words or explaining words."""
+    clean = clean_text(text)
+    items = [i for i in LIST_SEP.split(clean) if i]
+    if len(items) < 6 or len(re.findall(r"[。！？!?:：=]|\.\s", clean)) > 1:
         return False
-    avg = sum(len(i) for i in items) / len(items)
-    explaining = len(CONNECTIVES.findall(text))
-    return avg <= 14 and explaining <= max(1, len(items) // 4)
+    avg = sum(min(len(i), 8) if i.isascii() else len(i) for i in items) / len(items)
+    function = sum(1 for ch in clean if ch in FUNCTION_CHARS) + sum(1 for i in items if i in STOPWORDS)
+    return avg <= 10 and function / len(items) < 0.15

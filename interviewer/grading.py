@@ -21,6 +21,10 @@ from interviewer.knowledge import BANDS, Fact, FollowUp, KeyPoint, Misconception
 
 LOW_CONFIDENCE = 0.4
 MISCONCEPTION_PENALTY = 12
+PAIR_CREDIT = 0.8  # all concept groups named across two adjacent sentences
+PARTIAL_CREDIT = 0.2  # at least half of the groups named in one sentence
+PHRASING_MATCH = 0.55  # character-bigram similarity with an authored phrasing
+SCORE_POWER = 0.85  # score = 100 × coverage^power
 
 
 def band_of(score: float) -> str:
@@ -151,11 +155,11 @@ def judge_point(point: KeyPoint, sents: list[at.Sentence]) -> PointResult:
         frac = _groups_matched(point, s.clean)
         cover = 1.0 if frac == 1 else 0.0
         if not cover and i + 1 < len(sents) and _groups_matched(point, s.clean + " " + sents[i + 1].clean) == 1:
-            cover = 0.8
+            cover = PAIR_CREDIT
         if not cover and frac >= 0.5 and len(point.keywords) > 1:
-            cover = 0.35
-        if cover < 1 and _phrasing_similarity(point, s.clean) >= 0.55:
-            cover = max(cover, 0.8)
+            cover = PARTIAL_CREDIT
+        if cover < 1 and _phrasing_similarity(point, s.clean) >= PHRASING_MATCH:
+            cover = max(cover, PAIR_CREDIT)
         if cover > best:
             best, evidence = cover, s.raw
     return PointResult(point_id=point.id, point=point.point, covered=best, evidence=evidence[:300],
@@ -210,8 +214,7 @@ def grade_offline(target: Target, answer: str, lang: str | None = None) -> Grade
     points = [judge_point(p, reading.content) for p in target.points]
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
-    total = sum(p.weight for p in points) or 1.0
-    score = 100 * sum(p.weight * p.covered for p in points) / total
+    score = coverage_score(points)
     wrong = find_misconceptions(reading.content, target)
     score -= MISCONCEPTION_PENALTY * len(wrong)
     if wrong:
@@ -221,6 +224,12 @@ def grade_offline(target: Target, answer: str, lang: str | None = None) -> Grade
                   misconceptions=wrong, grader="offline", flags=reading.flags,
                   confidence=_offline_confidence(score, points, reading.flags))
     return finish(grade, lang)
+
+
+def coverage_score(points: list[PointResult]) -> float:
+    """100 × (weighted coverage)^SCORE_POWER, computed in code from the rubric weights."""
+    total = sum(p.weight for p in points) or 1.0
+    return 100 * (sum(p.weight * p.covered for p in points) / total) ** SCORE_POWER
 
 
 def _offline_confidence(score: int, points: list[PointResult], flags: list[str]) -> float:
@@ -324,8 +333,7 @@ def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) 
                                   note=p.note, weight=p.weight))
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0}) for p in points]
-    total = sum(p.weight for p in points) or 1.0
-    score = 100 * sum(p.weight * p.covered for p in points) / total
+    score = coverage_score(points)
     wrong = find_misconceptions(reading.content, target)
     score = max(0.0, score - MISCONCEPTION_PENALTY * len(wrong))
     if wrong:

@@ -28,6 +28,7 @@ BUILTIN_NOTES = KNOWLEDGE_DIR / "notes"
 COLLECTION = "interview_notes"
 NOTE_SUFFIXES = {".md", ".markdown", ".txt"}
 MAX_CHUNK_CHARS = 600
+DENSE_CHARS = 240  # e5 cost grows with length: embed the heading and the opening; BM25 reads the whole chunk
 EMBED_BATCH = 16
 
 Progress = Callable[[int, int, str], None]
@@ -87,7 +88,12 @@ class Chunk:
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha1(f"{self.heading}\n{self.text}".encode()).hexdigest()
+        return hashlib.sha1(f"{DENSE_CHARS}|{self.heading}\n{self.text}".encode()).hexdigest()
+
+    @property
+    def dense_text(self) -> str:
+        """What the embedder sees: the heading path and the opening of the text."""
+        return f"{self.heading}\n{self.text[:DENSE_CHARS]}" if self.heading else self.text[:DENSE_CHARS]
 
     @property
     def document(self) -> str:
@@ -208,6 +214,7 @@ def build_index(settings: Settings, progress: Progress | None = None, collection
         if progress:
             progress(start, len(todo), batch[0].source)
         collection.upsert(ids=[c.id for c in batch], documents=[c.document for c in batch],
+                          embeddings=E5Embedding()([c.dense_text for c in batch]),
                           metadatas=[c.metadata() for c in batch])
     if progress:
         progress(len(todo), len(todo), "")

@@ -137,6 +137,13 @@ class Interviewer:
     def exists(self, session_id: str) -> bool:
         return bool(session_id) and self.store.get(session_id) is not None
 
+    def reconfigure(self, settings: Settings, model: Any = None) -> None:
+        """Use new settings and chat model (``None`` = offline) from now on, e.g. after the UI's settings tab
+        or a re-index; forgets the cached index addresses. Running sessions keep their language and plan."""
+        self.settings = settings
+        self.model = model
+        self._addresses = None
+
     # ------------------------------------------------------------------ plumbing
 
     def _config(self, sid: str) -> dict:

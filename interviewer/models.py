@@ -52,8 +52,8 @@ def build_chat_model(settings: Settings, *, streaming: bool = False) -> BaseChat
         temperature=settings.temperature,
         timeout=settings.timeout_s,
         max_retries=settings.max_retries,
-        streaming=streaming,
         stream_usage=True,
+        **({"streaming": True} if streaming else {}),  # an explicit False would disable .stream()
     )
 
 

@@ -16,8 +16,7 @@ from interviewer.store import SessionStore
 def quiet_environment() -> None:
     """No telemetry, analytics or hub look-ups from the libraries we use."""
     for key, value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-                       "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
-                       "OMP_NUM_THREADS": "1"}.items():
+                       "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}.items():
         os.environ.setdefault(key, value)
 
 

@@ -341,9 +341,7 @@ class StubChatModel(BaseChatModel):
             name, args = _resolve_dict(reply, tools, tool_choice)
             if name is None:
                 return AIMessage(content=json.dumps(reply, ensure_ascii=False))
-            return AIMessage(
-                content="", tool_calls=[{"name": name, "args": args, "id": _call_id(), "type": "tool_call"}]
-            )
+            return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": _call_id(), "type": "tool_call"}])
         return AIMessage(content="" if reply is None else str(reply))
 
     def _generate(
@@ -601,9 +599,7 @@ class _Handler(BaseHTTPRequestHandler):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model") or stub.model,
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if calls else "stop"}
-            ],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": self._usage(body, content, calls),
         }
         data = json.dumps(payload, ensure_ascii=False).encode()
@@ -726,9 +722,7 @@ class StubOpenAIServer:
         self._stopping.clear()
         self._httpd = _HTTPServer((self.host, self._port or self._requested_port), _Handler, self)
         self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="stub-openai", daemon=True
-        )
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="stub-openai", daemon=True)
         self._thread.start()
         return self
 

@@ -11,8 +11,11 @@ python3 -m venv .venv
 . .venv/bin/activate
 pip install -q --upgrade pip
 pip install -q -e ".[test]"
-export OMP_NUM_THREADS=1 GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 ANONYMIZED_TELEMETRY=False
+export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 ANONYMIZED_TELEMETRY=False
 ruff check interviewer tests app.py
+# Build the notes index once; the tests copy it (INTERVIEWER_TEST_INDEX), eval and bench reuse it.
+python -m interviewer --data-dir .ci-data index
+export INTERVIEWER_TEST_INDEX="$PWD/.ci-data"
 python -m pytest -q "$@"
 # The calibrated targets are part of the suite: eval exits non-zero below eval/targets.toml.
 python -m interviewer --data-dir .ci-data eval all

@@ -97,3 +97,38 @@ def llm_settings(settings: Settings, stub_server: StubOpenAIServer) -> Settings:
         timeout_s=2.0,
         max_retries=1,
     )
+
+
+# ---------------------------------------------------------------- the notes index, built once per run
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory) -> Path:
+    """A data dir whose Chroma index holds the built-in notes. Built once per test run, or copied
+    from ``INTERVIEWER_TEST_INDEX`` (a data dir prepared by scripts/test.sh) and brought up to date."""
+    import shutil
+
+    from interviewer.index import build_index
+
+    data = tmp_path_factory.mktemp("built")
+    src = os.environ.get("INTERVIEWER_TEST_INDEX")
+    if src and (Path(src) / "index").is_dir():
+        shutil.copytree(Path(src) / "index", data / "index")
+    build_index(Settings(data_dir=data))
+    return data
+
+
+@pytest.fixture
+def indexed_settings(tmp_path: Path, built_index: Path) -> Settings:
+    """Offline settings with a private copy of the built index."""
+    import shutil
+
+    shutil.copytree(built_index / "index", tmp_path / "data" / "index")
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def shared_retriever(built_index: Path):
+    """A retriever over the built index, for tests that only read."""
+    from interviewer.retrieval import Retriever
+
+    return Retriever(Settings(data_dir=built_index))

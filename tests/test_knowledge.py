@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
-from interviewer.knowledge import KNOWLEDGE_DIR, BANDS, KnowledgeError, load_bank, load_facts, load_questions_file
+from interviewer.knowledge import BANDS, KNOWLEDGE_DIR, KnowledgeError, load_bank, load_facts, load_questions_file
 from interviewer.notes import load_note_sections, unsourced_numbers
 
 ROOT = KNOWLEDGE_DIR.parent

@@ -4,7 +4,6 @@ every fault), the test network guard, offline token counting, and Settings."""
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
 import json
 import os
@@ -132,6 +131,22 @@ def test_tool_call_round_trip(llm_settings: Settings, stub_server: StubOpenAISer
     assert final.content == "done"
     sent = stub_server.last_request["messages"]
     assert sent[-1]["role"] == "tool" and sent[-1]["content"] == "note about paged_attention"
+
+
+def test_agent_with_tool_strategy_over_the_wire(llm_settings: Settings, stub_server: StubOpenAIServer):
+    from langchain.agents import create_agent
+    from langchain.agents.structured_output import ToolStrategy
+
+    agent = create_agent(build_chat_model(llm_settings), [lookup_note], response_format=ToolStrategy(Person))
+    stub_server.enqueue({"topic": "kv_cache"}, {"name": "Ann", "age": 30})
+    result = agent.invoke({"messages": [HumanMessage("who wrote the note?")]})
+    assert result["structured_response"] == Person(name="Ann", age=30)
+    assert {t["function"]["name"] for t in stub_server.requests[0]["tools"]} == {"lookup_note", "Person"}
+    assert stub_server.requests[1]["messages"][-1] == {
+        "role": "tool",
+        "content": "note about kv_cache",
+        "tool_call_id": stub_server.requests[1]["messages"][-2]["tool_calls"][0]["id"],
+    }
 
 
 def test_retry_recovers_after_one_500(llm_settings: Settings, stub_server: StubOpenAIServer):

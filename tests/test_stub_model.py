@@ -69,11 +69,15 @@ class TestStubChatModelStandard(ChatModelUnitTests):
         return "stub-model-large"
 
 
-@pytest.fixture
-def snapshot():
-    """Stands in for syrupy's fixture (not installed). Only ``test_serdes`` asks for it, and that
-    standard test skips itself because StubChatModel is not LangChain-serializable."""
-    return None
+try:
+    import syrupy  # noqa: F401  (provides the ``snapshot`` fixture)
+except ImportError:
+
+    @pytest.fixture
+    def snapshot():
+        """Stands in for syrupy's fixture when it is not installed. Only the standard
+        ``test_serdes`` asks for it, and it skips itself: StubChatModel is not serializable."""
+        return None
 
 
 # ------------------------------------------------------------------ StubChatModel scripting
@@ -249,9 +253,7 @@ def test_server_models_and_json_completion(stub_server: StubOpenAIServer):
     with urllib.request.urlopen(stub_server.base_url + "/models", timeout=5) as resp:
         assert json.load(resp)["data"][0]["id"] == "stub-model"
     stub_server.enqueue("你好")
-    status, _, raw = _post(
-        stub_server.base_url + "/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    )
+    status, _, raw = _post(stub_server.base_url + "/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
     payload = json.loads(raw)
     assert status == 200 and payload["choices"][0]["message"]["content"] == "你好"
     assert payload["usage"]["total_tokens"] == payload["usage"]["prompt_tokens"] + payload["usage"]["completion_tokens"]
@@ -341,16 +343,14 @@ def test_server_control_endpoints(stub_server: StubOpenAIServer):
 
 def test_command_line_entry_serves_until_killed():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "interviewer.stubs", "--port", "0", "--reply", "from the cli"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        base_url = proc.stdout.readline().strip()
-        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1"), proc.stderr.read()
-        _, _, raw = _post(base_url + "/chat/completions", {"messages": []})
-        assert json.loads(raw)["choices"][0]["message"]["content"] == "from the cli"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    command = [sys.executable, "-m", "interviewer.stubs", "--port", "0", "--reply", "from the cli"]
+    with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        try:
+            base_url = proc.stdout.readline().strip()
+            assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+            _, _, raw = _post(base_url + "/chat/completions", {"messages": []})
+            assert json.loads(raw)["choices"][0]["message"]["content"] == "from the cli"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
     assert proc.returncode == 0

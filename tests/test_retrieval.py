@@ -1,0 +1,142 @@
+"""The notes index and hybrid search: real Chroma on disk, incremental updates, own notes, a Chroma server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from interviewer.config import Settings
+from interviewer.index import build_index, collect_chunks, open_collection, split_long
+from interviewer.retrieval import Retriever, tokenize
+
+MINI_NOTE = """---
+topic: mini
+---
+# 小笔记
+
+## 块表映射
+逻辑块号通过 block table 映射到物理块号，物理块不必连续。
+
+## 调度顺序
+先处理 decode 队列，再换回 swapped 请求，最后接纳 waiting 队列里的新请求。
+"""
+
+
+def test_tokenize_keeps_code_symbols_and_chinese_words():
+    toks = tokenize("ProcessWaitingQueue 先查 prefix cache 吗")
+    assert "processwaitingqueue" in toks and "waiting" in toks and "queue" in toks
+    assert "prefix" in toks and "cache" in toks
+    assert "吗" not in toks
+
+
+def test_split_long_keeps_every_character_and_respects_the_limit():
+    text = "\n".join("段落" * 40 for _ in range(10))
+    parts = split_long(text, 200)
+    assert all(len(p) <= 200 for p in parts)
+    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
+
+
+def test_search_finds_paraphrased_chinese_and_symbols(shared_retriever):
+    hits = shared_retriever.search("为什么生成每个新字时不用把前面的字重新算一遍", k=5)
+    assert any(h.source.startswith("Day1_") for h in hits)
+    hits = shared_retriever.search("ProcessWaitingQueue 先查什么", k=5)
+    assert any(h.source.startswith("Day4_") for h in hits)
+    assert all(h.address == f"{h.source} § {h.heading}" for h in hits)
+
+
+def test_topic_filter_restricts_results(shared_retriever):
+    hits = shared_retriever.search("block table", k=5, topic="ksanallm")
+    assert hits and all(h.topic == "ksanallm" for h in hits)
+
+
+def test_empty_query_returns_nothing(shared_retriever):
+    assert shared_retriever.search("   ") == []
+
+
+def test_incremental_index_embeds_only_changes_and_drops_deleted_files(tmp_path, indexed_settings):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "mine.md").write_text(MINI_NOTE, encoding="utf-8")
+    build_index(indexed_settings)  # in step with the built-in notes first
+    settings = indexed_settings.with_(notes_dirs=(own,))
+    first = build_index(settings)
+    assert first.added == 2 and first.updated == 0 and first.removed == 0
+    again = build_index(settings)
+    assert again.added == again.updated == again.removed == 0 and again.unchanged == again.total
+    (own / "mine.md").write_text(MINI_NOTE.replace("最后接纳", "最后才接纳"), encoding="utf-8")
+    changed = build_index(settings)
+    assert changed.updated == 1 and changed.added == 0
+    hits = Retriever(settings).search("块表 物理块 不连续", k=3, origin="own")
+    assert hits and hits[0].origin == "own" and hits[0].source == "mine.md"
+    (own / "mine.md").unlink()
+    gone = build_index(settings)
+    assert gone.removed == 2
+    assert Retriever(settings).search("块表 物理块 不连续", k=3, origin="own") == []
+
+
+def test_broken_note_files_are_skipped_with_a_message(tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "binary.md").write_bytes(b"\x00\x01\x02PNG")
+    (own / "latin1.md").write_bytes("caf\xe9 ## heading".encode("latin-1"))
+    (own / "huge.txt").write_text("x" * 2_100_000)
+    (own / "ok.md").write_text(MINI_NOTE, encoding="utf-8")
+    chunks, skipped = collect_chunks(Settings(data_dir=tmp_path / "d", notes_dirs=(own, tmp_path / "missing")))
+    joined = "\n".join(skipped)
+    assert "binary.md" in joined and "latin1.md" in joined and "huge.txt" in joined and "missing" in joined
+    assert any(c.source == "ok.md" and c.origin == "own" for c in chunks)
+
+
+def test_search_cli_json(tmp_path, built_index):
+    import shutil
+
+    shutil.copytree(built_index / "index", tmp_path / "index")
+    out = subprocess.run([sys.executable, "-m", "interviewer", "--data-dir", str(tmp_path), "search", "copy-on-write 引用计数",
+                          "--k", "3", "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) == 3 and {"source", "heading", "text", "score"} <= set(rows[0])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_chroma_server_mode(tmp_path):
+    """The same code indexes and searches through a real `chroma run` server on 127.0.0.1."""
+    chroma = Path(sys.executable).with_name("chroma")
+    port = _free_port()
+    proc = subprocess.Popen([str(chroma), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(tmp_path / "srv")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        own = tmp_path / "own"
+        own.mkdir()
+        (own / "mine.md").write_text(MINI_NOTE, encoding="utf-8")
+        settings = Settings(data_dir=tmp_path / "d", chroma_host="127.0.0.1", chroma_port=port, notes_dirs=(own,))
+        chunks, _ = collect_chunks(settings)
+        mine = [c for c in chunks if c.origin == "own"]
+        collection = open_collection(settings)
+        report = build_index(settings, collection=collection, chunks=mine)
+        assert report.added == 2
+        assert collection.count() == 2
+        hits = Retriever(settings, collection).search("先处理 decode 再接纳新请求", k=1)
+        assert hits[0].heading == "调度顺序"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
