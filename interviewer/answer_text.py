@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 TAG = re.compile(r"<\s*(script|style)[^>]*>.*?<\s*/\s*\1\s*>|<[^>]{0,300}>", re.IGNORECASE | re.DOTALL)
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|(?<=[.])\s+(?=[A-Z\u4e00-\u9fff])")
-PARROT_SHARE = 0.5  # share of a sentence's character bigrams found in the question
+PARROT_SHARE = 0.4  # share of a sentence's character bigrams found in the question
 CJK = re.compile(r"[\u4e00-\u9fff]")
 MAX_ANSWER_CHARS = 20_000
 
@@ -32,7 +32,7 @@ INJECTION = re.compile(
     re.IGNORECASE,
 )
 DONT_KNOW = re.compile(
-    r"不知道|不清楚|不太清楚|不了解|没了解过|没学过|没有研究|答不上|不会(这|答)|想不起来|忘了"
+    r"^\W*(不会|不懂|没学过|pass|跳过)\W*$|不知道|不清楚|不太清楚|不了解|没了解过|没学过|没有研究|答不上|不会(这|答)|想不起来|忘了"
     r"|don'?t know|not sure|no idea|haven'?t (studied|learned)|can'?t remember",
     re.IGNORECASE,
 )
@@ -99,9 +99,20 @@ def says_dont_know(text: str) -> bool:
     return bool(DONT_KNOW.search(text))
 
 
+ASCII_WORD = re.compile(r"[a-z0-9][a-z0-9_.+-]*")
+
+
 def bigrams(text: str) -> set[str]:
-    compact = re.sub(r"[\s\W_]+", "", text.lower())
-    return {compact[i:i + 2] for i in range(len(compact) - 1)}
+    """Units for text overlap: character bigrams of Chinese, and whole words of ASCII text
+    (letter bigrams would let one English word outweigh a Chinese clause)."""
+    low = text.lower()
+    units = set(ASCII_WORD.findall(low))
+    cjk = re.sub(r"[\x00-\x7f\s\W_]+", " ", low)
+    for run in cjk.split():
+        units.update(run[i:i + 2] for i in range(len(run) - 1))
+        if len(run) == 1:
+            units.add(run)
+    return units
 
 
 def containment(part: str, whole: str) -> float:

@@ -75,6 +75,10 @@ class Settings:
     """Show the grade after each answer, or only in the final report."""
     plan: str = "seed_mock"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "notes_dirs", tuple(Path(p) for p in self.notes_dirs))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
         """Read settings from ``env`` (default ``os.environ``) over an optional ``.env`` file."""

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -37,6 +38,7 @@ from interviewer.retrieval import Retriever
 from interviewer.store import SessionStore
 from interviewer.transcript import summarize
 
+MODEL_SHARE = 0.85  # model calls of one turn must end by this share of turn_deadline_s; the rest is for local work
 NO_MORE = re.compile(r"^\s*(没有了?|没了|没有问题了?|暂时没有|就这些|no more|nothing else|no(, thanks)?|that'?s all)\W*$", re.IGNORECASE)
 
 
@@ -91,6 +93,7 @@ class Interviewer:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="model")
+        self._turn_ends: dict[str, float] = {}  # session → monotonic time by which its model calls must end
         self._addresses: set[str] | None = None
         self.graph = self._build_graph().compile(checkpointer=self.store.checkpointer)
 
@@ -122,7 +125,7 @@ class Interviewer:
 
     def resume(self, session_id: str) -> Reply:
         """Finish a message a crash interrupted, then return the session as it stands."""
-        with self._lock(session_id):
+        with self._lock(session_id), self._turn_budget(session_id):
             config = self._config(session_id)
             if self.graph.get_state(config).next:
                 self.graph.invoke(None, config)
@@ -153,8 +156,22 @@ class Interviewer:
         with self._locks_guard:
             return self._locks.setdefault(sid, threading.Lock())
 
+    @contextmanager
+    def _turn_budget(self, sid: str):
+        """One candidate turn: its model calls share one budget, so the whole turn stays within the deadline."""
+        self._turn_ends[sid] = time.monotonic() + self.settings.turn_deadline_s * MODEL_SHARE
+        try:
+            yield
+        finally:
+            self._turn_ends.pop(sid, None)
+
+    def _budget(self, sid: str | None, share: float) -> float:
+        """Seconds a model call may take: its share of the deadline, capped by what is left of the turn."""
+        left = self._turn_ends.get(sid or "", float("inf")) - time.monotonic()
+        return max(0.0, min(self.settings.turn_deadline_s * share, left))
+
     def _run(self, sid: str, update: dict) -> Reply:
-        with self._lock(sid):
+        with self._lock(sid), self._turn_budget(sid):
             config = self._config(sid)
             before = len(self.graph.get_state(config).values.get("messages", []))
             if self.graph.get_state(config).next:  # an interrupted message: finish it first
@@ -172,7 +189,12 @@ class Interviewer:
         return self._addresses
 
     def _with_deadline(self, fn: Callable[[], Any], seconds: float) -> Any:
-        return self._pool.submit(fn).result(timeout=max(0.1, seconds))
+        future = self._pool.submit(fn)
+        try:
+            return future.result(timeout=max(0.1, seconds))
+        except FutureTimeout:
+            future.cancel()  # still queued behind slow calls: never run it
+            raise
 
     def _stage(self, state: State):
         plan = self.plan(state["plan_id"])
@@ -248,7 +270,7 @@ class Interviewer:
         if current.get("reverse_log"):
             answer = "\n".join(x["question"] for x in current["reverse_log"])
         target = self._target(current["target"], lang)
-        grade = self._grade_with_deadline(target, answer)
+        grade = self._grade_with_deadline(target, answer, state.get("session_id"))
         deduction = sum(h["deduction"] for h in current.get("hints", []))
         seconds = self._answer_seconds(state)
         budget = self.bank[target.question_id].time_budget_s if current["kind"] == "main" else self.plan(state["plan_id"]).answer_budget_s
@@ -270,11 +292,11 @@ class Interviewer:
         return {"turns": list(state.get("turns", [])) + [turn], "current": None, "main": main,
                 "stage_seconds": stage_seconds, "messages": messages}
 
-    def _grade_with_deadline(self, target: Target, answer: str) -> Grade:
+    def _grade_with_deadline(self, target: Target, answer: str, sid: str | None = None) -> Grade:
         if self.model is None:
             return grade_offline(target, answer)
         try:
-            return self._with_deadline(lambda: grade_answer(target, answer, self.model), self.settings.turn_deadline_s * 0.7)
+            return self._with_deadline(lambda: grade_answer(target, answer, self.model), self._budget(sid, 0.7))
         except FutureTimeout:
             g = grade_offline(target, answer)
             return g.model_copy(update={"grader": "offline (fallback)", "notice": "模型响应超时，本题已改用离线评分。"})
@@ -404,7 +426,7 @@ class Interviewer:
         passages = self.retriever.search(f"{move['text']} {last['answer'][:200]}", k=3) if self.retriever else []
         try:
             phrased = self._with_deadline(lambda: fu.phrase_with_model(self.model, m, passages, last["answer"], lang,
-                                                                       self.addresses()), self.settings.turn_deadline_s * 0.3)
+                                                                       self.addresses()), self._budget(state.get("session_id"), 0.3))
         except FutureTimeout:
             return move
         if phrased.text in state.get("asked", []):
@@ -517,7 +539,7 @@ class Interviewer:
         messages = list(state["messages"])
         done = bool(NO_MORE.match(text))
         if not done:
-            answer, cites = self._answer_candidate_question(text, lang)
+            answer, cites = self._answer_candidate_question(text, lang, state.get("session_id"))
             log.append({"question": text, "answer": answer, "citations": cites})
             messages.append(_msg(answer, kind="reverse_answer", citations=cites))
             done = len(log) >= stage.candidate_asks
@@ -529,7 +551,7 @@ class Interviewer:
             current["reverse_log"] = [{"question": text, "answer": "", "citations": []}]
         return {"current": current, "messages": messages, "route": "grade" if done else "end"}
 
-    def _answer_candidate_question(self, question: str, lang: str) -> tuple[str, list[dict]]:
+    def _answer_candidate_question(self, question: str, lang: str, sid: str | None = None) -> tuple[str, list[dict]]:
         from interviewer.reverse import answer_question
 
-        return answer_question(question, self.retriever, self.model, lang, self.settings.turn_deadline_s * 0.8, self._pool)
+        return answer_question(question, self.retriever, self.model, lang, max(0.1, self._budget(sid, 0.8)), self._pool)

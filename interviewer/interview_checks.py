@@ -31,8 +31,8 @@ def _reference_for(state: dict, bank: dict[str, Question]) -> str:
     q = bank[ref[1]]
     if ref[0] == "question":
         return q.reference_answer.zh
-    if ref[0] == "probe":
-        return next((p.point for p in q.rubric if p.id == ref[2]), "")
+    if ref[0] == "probe":  # a probe names the point it asks about; what must not leak is the answer
+        return q.reference_answer.zh
     return "；".join(p.point for p in q.follow_ups[ref[2]].rubric)
 
 

@@ -46,6 +46,7 @@ TOPIC_LABEL = {"ksanallm": "KsanaLLM", "paged_attention": "PagedAttention", "fla
                "quantization": "量化", "cuda_graph": "CUDA Graph", "intro": "自我介绍", "project": "项目", "reverse": "反问",
                "motivation": "动机"}
 _PUNCT = frozenset(string.punctuation)
+ANSWER_HINT = "在这里回答（Ctrl+Enter 发送）。也可以输入命令：/hint /skip /harder /harder ksana /rate 基本 /end /help"
 
 # ----------------------------------------------------------------------------------- formatting
 
@@ -707,8 +708,7 @@ def build_ui(services) -> gr.Blocks:
                                           latex_delimiters=[], allow_tags=False, sanitize_html=True, buttons=["copy_all"],
                                           feedback_options=None, group_consecutive_messages=False,
                                           placeholder="正在准备面试……")
-                        answer = gr.Textbox(elem_id="answer-box", show_label=False, lines=3, max_lines=12,
-                                            placeholder="在这里回答（Ctrl+Enter 发送）。也可以输入命令：/hint /skip /harder /harder ksana /rate 基本 /end /help")
+                        answer = gr.Textbox(elem_id="answer-box", show_label=False, lines=3, max_lines=12, placeholder=ANSWER_HINT)
                         with gr.Row(elem_id="command-row"):
                             send_btn = gr.Button("发送", variant="primary", elem_id="send", size="md", min_width=64)
                             buttons = {api: gr.Button(label, elem_id=eid, size="md", min_width=150 if api == "harder_ksana" else 64)
@@ -725,7 +725,7 @@ def build_ui(services) -> gr.Blocks:
                         dl_md = gr.DownloadButton("下载 Markdown", elem_id="download-md", size="md")
                         dl_html = gr.DownloadButton("下载 HTML", elem_id="download-html", size="md")
                         new_end = gr.Button("开始新面试", elem_id="new-session-end", variant="primary", size="md")
-            with gr.Tab("会话", id="sessions", elem_id="tab-sessions"):
+            with gr.Tab("会话", id="sessions", elem_id="tab-sessions") as sessions_tab:
                 sid_box = gr.Textbox(label="当前面试编号", elem_id="session-id", interactive=False)
                 sessions = gr.Dropdown(label="过去的面试（最近的在前）", choices=[], elem_id="sessions", interactive=True)
                 with gr.Row():
@@ -763,15 +763,18 @@ def build_ui(services) -> gr.Blocks:
         demo.load(h.list_sessions, None, sessions, api_name="list_sessions_on_load", api_visibility="private")
 
         chat.clear(h.chat_only, [sid_box], [chat], api_visibility="private")  # the toolbar's clear: show the session again
-        keep_draft = dict(js="(text) => text", queue=False, show_progress="hidden", api_visibility="private")
-        answer.input(None, [answer], [draft], **keep_draft)
+        # The draft mirrors the answer box in the browser (typing, clearing after a send, restoring on load);
+        # an empty box is stored as " " because BrowserState does not store an empty value.
+        answer.change(None, [answer], [draft], js="(text) => text || ' '", queue=False, show_progress="hidden",
+                      api_visibility="private", trigger_mode="always_last")
         send_btn.click(h.echo, [chat, answer], [chat], queue=False, show_progress="hidden", api_visibility="private").then(
-            h.send, [sid_box, answer], [*view, answer], api_name="send").then(None, [answer], [draft], **keep_draft)
+            h.send, [sid_box, answer], [*view, answer], api_name="send")
         for _label, _eid, cmd, api in COMMAND_BUTTONS:
             buttons[api].click(h.command(cmd), [sid_box], view, api_name=api)
         rating.input(h.rate, [sid_box, rating], [*view, rating], api_name="rate")
         export_btn.click(h.export, [sid_box], view, api_name="export")
         refresh_btn.click(h.list_sessions, None, sessions, api_name="list_sessions")
+        sessions_tab.select(h.list_sessions, None, sessions, api_name="sessions_on_tab", api_visibility="private")
         new_btn.click(h.new_session, [sid_box], view, api_name="new_session").then(
             h.list_sessions, None, sessions, api_name="sessions_after_new", api_visibility="private")
         new_end.click(h.new_session, [sid_box], view, api_name="new_session_at_end", api_visibility="private").then(

@@ -162,7 +162,7 @@ def _no_horizontal_scroll(page, width: int) -> None:
 
 
 @pytest.mark.timeout(420)
-def test_interview_in_the_browser(app, browser, tmp_path):
+def test_interview_in_the_browser(browser, app, tmp_path):  # browser first: skip before building anything
     from playwright.sync_api import expect
 
     dialogs: list[str] = []
@@ -224,7 +224,7 @@ def test_interview_in_the_browser(app, browser, tmp_path):
     # A refresh resumes the same session with the same messages, and a typed but unsent answer comes back.
     before = page.locator(MESSAGES).all_inner_texts()
     page.locator("#answer-box textarea").press_sequentially("还没发出去的回答")
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(500)  # the draft is kept in the browser's localStorage
     page.reload()
     expect(page.locator(BOT).last).to_contain_text("已记录自评：基本", timeout=30_000)
     assert page.locator(MESSAGES).all_inner_texts() == before
@@ -238,6 +238,7 @@ def test_interview_in_the_browser(app, browser, tmp_path):
     page.reload()
     expect(page.locator(BOT).last).to_contain_text("已记录自评：基本", timeout=30_000)
     assert page.locator(MESSAGES).all_inner_texts() == before
+    expect(page.locator("#answer-box textarea")).to_have_value("")  # the draft was cleared with the box
 
     # The end: report with charts and study plan, then the JSON download.
     _click(page, "end")

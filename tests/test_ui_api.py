@@ -190,3 +190,16 @@ def test_feedback_at_the_end_hides_grades_until_the_report(client, services):
         assert "面试报告" in out[REPORT] and "grade-card" in out[REPORT]
     finally:
         client.predict(MODE_OFFLINE, "", "", "", "zh", "each", api_name="/apply_settings")
+
+
+def test_reindex_adds_and_removes_own_notes(client, services, tmp_path):
+    notes = tmp_path / "my-notes"
+    notes.mkdir()
+    (notes / "调度.md").write_text("# 我的调度笔记\n\n## 块表\n逻辑块号通过 block table 映射到物理块号，物理块不必连续。\n", encoding="utf-8")
+    status = client.predict(str(notes), api_name="/reindex")
+    assert "索引完成" in status
+    assert services.settings.notes_dirs == (notes,) and services.interviewer.settings.notes_dirs == (notes,)
+    assert any(a.startswith("调度.md § ") for a in services.retriever.addresses())
+    assert "找不到" in client.predict(str(tmp_path / "nope"), api_name="/reindex")
+    status = client.predict("", api_name="/reindex")  # back to the built-in notes only
+    assert "索引完成" in status and not any(a.startswith("调度.md") for a in services.retriever.addresses())
