@@ -38,6 +38,7 @@ from interviewer.retrieval import Retriever
 from interviewer.store import SessionStore
 from interviewer.transcript import summarize
 
+DURABILITY = "sync"  # each checkpoint is on disk before the next node runs (the default "async" may lag a SIGKILL)
 MODEL_SHARE = 0.85  # model calls of one turn must end by this share of turn_deadline_s; the rest is for local work
 NO_MORE = re.compile(r"^\s*(没有了?|没了|没有问题了?|暂时没有|就这些|no more|nothing else|no(, thanks)?|that'?s all)\W*$", re.IGNORECASE)
 
@@ -128,7 +129,7 @@ class Interviewer:
         with self._lock(session_id), self._turn_budget(session_id):
             config = self._config(session_id)
             if self.graph.get_state(config).next:
-                self.graph.invoke(None, config)
+                self.graph.invoke(None, config, durability=DURABILITY)
             return Reply(session_id, [], self.state(session_id))
 
     def state(self, session_id: str) -> dict:
@@ -175,9 +176,9 @@ class Interviewer:
             config = self._config(sid)
             before = len(self.graph.get_state(config).values.get("messages", []))
             if self.graph.get_state(config).next:  # an interrupted message: finish it first
-                self.graph.invoke(None, config)
+                self.graph.invoke(None, config, durability=DURABILITY)
                 before = len(self.graph.get_state(config).values.get("messages", []))
-            result = self.graph.invoke(update, config)
+            result = self.graph.invoke(update, config, durability=DURABILITY)
         state = dict(result)
         self.store.touch(sid, "finished" if state.get("finished") else "active",
                          (state.get("summary") or {}).get("score"))
@@ -252,6 +253,8 @@ class Interviewer:
             return {**base, "messages": messages + [_msg(empty, kind="notice")], "route": "end"}
         stage = self._stage(state)
         current = state.get("current") or {}
+        if not current:  # no open question (a turn cut short before this version's atomic writes): ask one
+            return {**base, "route": "ask", "next": self._choose(state)}
         if stage and stage.candidate_asks and current.get("question_id") == stage.questions[0] and current.get("kind") == "main":
             return {**base, "route": "reverse"}
         return {**base, "route": "grade"}
@@ -264,6 +267,8 @@ class Interviewer:
         return max(0.0, round((inbox.get("at") or self.clock()) - asked, 1))
 
     def _grade(self, state: State) -> dict:
+        if not state.get("current"):  # nothing open to grade (a turn cut short by an older version): decide asks one
+            return {}
         current = dict(state["current"])
         lang = state.get("lang", "zh")
         answer = (state.get("inbox") or {}).get("text", "")

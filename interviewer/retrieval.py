@@ -41,8 +41,8 @@ def _jieba():
     return jieba
 
 
-def tokenize(text: str) -> list[str]:
-    """Words for BM25: jieba words and character bigrams for Chinese; words and their parts for code."""
+def tokenize(text: str, bigrams: bool = True) -> list[str]:
+    """Words for BM25: jieba words (and character bigrams) for Chinese; words and their parts for code."""
     tokens: list[str] = []
     jieba = None
     for piece in WORD.findall(text):
@@ -57,8 +57,14 @@ def tokenize(text: str) -> list[str]:
         else:
             jieba = jieba or _jieba()
             tokens.extend(w for w in jieba.lcut_for_search(piece) if w not in STOP)
-            tokens.extend(piece[i:i + 2] for i in range(len(piece) - 1))
+            if bigrams:
+                tokens.extend(piece[i:i + 2] for i in range(len(piece) - 1))
     return [t for t in tokens if t not in STOP]
+
+
+def content_words(text: str) -> set[str]:
+    """The meaningful words of a text (no stop words, no single characters)."""
+    return {t for t in tokenize(text, bigrams=False) if len(t) >= 2}
 
 
 @dataclass(frozen=True)

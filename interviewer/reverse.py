@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
-from interviewer.answer_text import bigrams, clean_text
-from interviewer.retrieval import Passage, Retriever
+from interviewer.retrieval import Passage, Retriever, content_words
 
-MIN_OVERLAP = 0.18
+MIN_SHARED_WORDS = 0.5  # share of the question's content words that the passage must contain
 
 
 def _relevant(question: str, passage: Passage) -> bool:
-    q = bigrams(clean_text(question))
-    return bool(q) and len(q & bigrams(clean_text(passage.heading + " " + passage.text))) / len(q) >= MIN_OVERLAP
+    """The passage names at least half of the question's content words (jieba words, code symbols)."""
+    q = content_words(question)
+    return bool(q) and len(q & content_words(passage.heading + " " + passage.text)) / len(q) >= MIN_SHARED_WORDS
 
 
 def answer_offline(question: str, retriever: Retriever | None, lang: str) -> tuple[str, list[dict]]:

@@ -8,9 +8,10 @@ interviewer starts to reply.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,35 @@ CREATE TABLE IF NOT EXISTS sessions (
     score INTEGER
 );
 """
+
+
+class AtomicSqliteSaver(SqliteSaver):
+    """SqliteSaver whose every write is one transaction.
+
+    The shared connection runs in autocommit mode (``isolation_level=None``), where SqliteSaver's own
+    ``commit()`` does nothing: a task's pending writes (several rows) could then be cut by a SIGKILL
+    after the first row, and a resumed graph would take the task as done with half its writes (a
+    turn's ``next`` without its ``branch:to:ask``), ending the turn without a question.
+    """
+
+    @contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        with self.lock:
+            self.setup()
+            cur = self.conn.cursor()
+            try:
+                if transaction:
+                    cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    if transaction:
+                        cur.execute("ROLLBACK")
+                    raise
+                if transaction:
+                    cur.execute("COMMIT")
+            finally:
+                cur.close()
 
 
 @dataclass(frozen=True)
@@ -59,9 +89,9 @@ class SessionStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
-        self.checkpointer = SqliteSaver(self.conn)
+        self.checkpointer = AtomicSqliteSaver(self.conn)
         self.checkpointer.setup()
+        self._lock = self.checkpointer.lock  # one lock per connection: no statement lands inside another's transaction
 
     def create(self, plan: str, lang: str, model: str, title: str = "") -> str:
         sid = uuid.uuid4().hex

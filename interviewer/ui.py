@@ -397,10 +397,10 @@ class Handlers:
         return [sid, sid, chat_history(state), stage_panel(state, plan, self.iv.bank, self.settings.feedback, time.time()),
                 gr.update(visible=visible), report, *files, status_html(status)]
 
-    def _fresh(self, sid: str) -> bool:
-        """A session nobody has answered in yet, in the current plan and language (safe to reuse)."""
+    def _fresh(self, sid: str, plan: str | None = None) -> bool:
+        """A session nobody has answered in yet, in the plan and current language (safe to reuse)."""
         info = self.iv.store.get(sid) if sid else None
-        if info is None or info.status != "active" or info.plan != self.settings.plan or info.lang != self.settings.lang:
+        if info is None or info.status != "active" or info.plan != (plan or self.settings.plan) or info.lang != self.settings.lang:
             return False
         try:
             state = self.iv.state(sid)
@@ -438,12 +438,24 @@ class Handlers:
             return gr.skip()
         return [*(history or []), {"role": "user", "content": esc_candidate(text)}]
 
-    def new_session(self, sid: str = "") -> list:
+    def plan_choices(self) -> list[tuple[str, str]]:
+        from interviewer.knowledge import plan_ids
+
+        choices = []
+        for pid in plan_ids():
+            try:
+                choices.append((self.iv.plan(pid).title.get(self.settings.lang), pid))
+            except Exception as exc:  # noqa: BLE001 - a broken plan file is left out, not fatal
+                log.warning("plan %s skipped: %s", pid, exc)
+        return choices
+
+    def new_session(self, sid: str = "", plan: str | None = None) -> list:
+        plan = plan or self.settings.plan
         try:
-            if self._fresh(sid):
+            if self._fresh(sid, plan):
                 return self.view(sid, "当前面试还没有作答，直接从这里开始。")
             with self._start_lock:
-                new = self.iv.start(lang=self.settings.lang).session_id
+                new = self.iv.start(plan, lang=self.settings.lang).session_id
             return self.view(new, "已开始新的面试。")
         except Exception as exc:  # noqa: BLE001
             log.warning("start failed: %s", self._plain(exc))
@@ -728,6 +740,7 @@ def build_ui(services) -> gr.Blocks:
             with gr.Tab("会话", id="sessions", elem_id="tab-sessions") as sessions_tab:
                 sid_box = gr.Textbox(label="当前面试编号", elem_id="session-id", interactive=False)
                 sessions = gr.Dropdown(label="过去的面试（最近的在前）", choices=[], elem_id="sessions", interactive=True)
+                plan = gr.Dropdown(h.plan_choices(), value=settings.plan, label="新面试用的计划", elem_id="plan", interactive=True)
                 with gr.Row():
                     refresh_btn = gr.Button("刷新列表", elem_id="sessions-refresh")
                     resume_btn = gr.Button("继续这场面试", elem_id="resume", variant="primary")
@@ -775,9 +788,9 @@ def build_ui(services) -> gr.Blocks:
         export_btn.click(h.export, [sid_box], view, api_name="export")
         refresh_btn.click(h.list_sessions, None, sessions, api_name="list_sessions")
         sessions_tab.select(h.list_sessions, None, sessions, api_name="sessions_on_tab", api_visibility="private")
-        new_btn.click(h.new_session, [sid_box], view, api_name="new_session").then(
+        new_btn.click(h.new_session, [sid_box, plan], view, api_name="new_session").then(
             h.list_sessions, None, sessions, api_name="sessions_after_new", api_visibility="private")
-        new_end.click(h.new_session, [sid_box], view, api_name="new_session_at_end", api_visibility="private").then(
+        new_end.click(h.new_session, [sid_box, plan], view, api_name="new_session_at_end", api_visibility="private").then(
             h.list_sessions, None, sessions, api_name="sessions_after_new_at_end", api_visibility="private")
         resume_btn.click(h.resume, [sessions], view, api_name="resume")
         apply_btn.click(h.apply_settings, [mode, model_name, base_url, api_key, lang, feedback], [settings_status, api_key],

@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from interviewer.evaluation import ADVERSARIAL, load_labelled, quadratic_weighted_kappa
-from interviewer.grading import (LLMGradeOutput, Target, band_of, grade_answer, grade_offline, grade_with_llm,
-                                 quote_is_verbatim)
+from interviewer.grading import LLMGradeOutput, Target, band_of, grade_answer, grade_offline, grade_with_llm, quote_is_verbatim
 from interviewer.knowledge import default_bank
 from interviewer.models import build_chat_model
 

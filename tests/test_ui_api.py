@@ -203,3 +203,11 @@ def test_reindex_adds_and_removes_own_notes(client, services, tmp_path):
     assert "找不到" in client.predict(str(tmp_path / "nope"), api_name="/reindex")
     status = client.predict("", api_name="/reindex")  # back to the built-in notes only
     assert "索引完成" in status and not any(a.startswith("调度.md") for a in services.retriever.addresses())
+
+
+def test_new_session_with_another_plan(client, services):
+    out = client.predict("", "drill", api_name="/new_session")
+    assert services.interviewer.state(out[SID])["plan_id"] == "drill"
+    assert "快问快答" in out[PANEL]
+    out = client.predict(out[SID], "不知道", api_name="/send")
+    assert "grade-card" in "".join(t for _, t in texts(out[CHAT]))
