@@ -46,6 +46,7 @@ TOPIC_LABEL = {"ksanallm": "KsanaLLM", "paged_attention": "PagedAttention", "fla
                "quantization": "量化", "cuda_graph": "CUDA Graph", "intro": "自我介绍", "project": "项目", "reverse": "反问",
                "motivation": "动机"}
 _PUNCT = frozenset(string.punctuation)
+REUSE_WINDOW_S = 120  # an untouched session this young is reused on page load instead of opening another
 ANSWER_HINT = "在这里回答（Ctrl+Enter 发送）。也可以输入命令：/hint /skip /harder /harder ksana /rate 基本 /end /help"
 
 # ----------------------------------------------------------------------------------- formatting
@@ -398,9 +399,12 @@ class Handlers:
                 gr.update(visible=visible), report, *files, status_html(status)]
 
     def _fresh(self, sid: str, plan: str | None = None) -> bool:
-        """A session nobody has answered in yet, in the plan and current language (safe to reuse)."""
+        """A session opened moments ago that nobody has answered in yet, in the plan and current language: reusing
+        it instead of opening another keeps refreshes from piling up empty sessions (and its timer is still right)."""
         info = self.iv.store.get(sid) if sid else None
         if info is None or info.status != "active" or info.plan != (plan or self.settings.plan) or info.lang != self.settings.lang:
+            return False
+        if time.time() - info.created > REUSE_WINDOW_S:
             return False
         try:
             state = self.iv.state(sid)
@@ -410,7 +414,7 @@ class Handlers:
 
     def _start(self) -> str:
         with self._start_lock:
-            for info in self.iv.store.list(limit=5):
+            for info in self.iv.store.list(limit=5):  # a refresh before the browser stored the id
                 if self._fresh(info.id):
                     return info.id
             return self.iv.start(lang=self.settings.lang).session_id
@@ -619,7 +623,7 @@ CSS = """
 .b4 .g-band, .g-band.b4 { background: #2e7d32; } .b3 .g-band, .g-band.b3 { background: #1565c0; }
 .b2 .g-band, .g-band.b2 { background: #ef6c00; } .b1 .g-band, .g-band.b1 { background: #c62828; }
 .g-sec { font-weight: 600; margin-top: .35em; font-size: .9em; }
-.g-list { margin: .1em 0 0 1.1em; padding: 0; font-size: .9em; } .g-list q { color: #555; }
+.g-list { margin: .1em 0 0 .3em; padding: 0; font-size: .9em; list-style: none; } .g-list q { color: #555; }
 .g-note { color: #666; font-size: .88em; } .g-feedback { margin-top: .35em; } .g-notice { color: #b26a00; }
 #stage-panel .panel { font-size: .92em; line-height: 1.45; }
 #stage-panel .panel-title { font-weight: 600; margin-bottom: .3em; }
@@ -661,7 +665,7 @@ JS = """
 () => {
   const fmt = (s) => { s = Math.max(0, Math.floor(s)); return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0"); };
   const seen = new WeakMap();
-  setInterval(() => {
+  const tick = () => {
     document.querySelectorAll(".answer-timer").forEach((el) => {
       const key = el.dataset.key || "";
       let rec = seen.get(el);
@@ -675,7 +679,9 @@ JS = """
       const bar = el.querySelector(".tbar i"); if (bar) bar.style.width = Math.min(100, e / b * 100) + "%";
       el.classList.toggle("over", e > b);
     });
-  }, 1000);
+  };
+  tick();
+  setInterval(tick, 500);
   let reportShown = false;
   setInterval(() => {
     const box = document.querySelector("#report-box");

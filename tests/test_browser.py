@@ -177,7 +177,7 @@ def test_interview_in_the_browser(browser, app, tmp_path):  # browser first: ski
     expect(panel).to_contain_text("第一阶段")
     expect(panel).to_contain_text("本阶段要讲到")
     first_tick = panel.locator(".answer-timer .t").inner_text()
-    page.wait_for_timeout(2100)
+    page.wait_for_timeout(3100)
     assert panel.locator(".answer-timer .t").inner_text() != first_tick, "the answer timer runs in the page"
     _no_horizontal_scroll(page, 1366)
     _shot(page, "01-first-question")
