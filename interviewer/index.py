@@ -85,10 +85,20 @@ class Chunk:
     topic: str
     origin: str  # "builtin" or "own"
     line: int
+    expansion: str = ""  # the rubric's words for this section (built-in notes only), searched lexically
+
+    @property
+    def address(self) -> str:
+        return f"{self.source} § {self.heading}" if self.heading else self.source
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha1(f"{DENSE_CHARS}|{self.heading}\n{self.text}".encode()).hexdigest()
+        return hashlib.sha1(f"{DENSE_CHARS}|{self.heading}\n{self.text}\n{self.expansion}".encode()).hexdigest()
+
+    @property
+    def embed_hash(self) -> str:
+        """Changes only when what the embedder sees changes."""
+        return hashlib.sha1(f"{DENSE_CHARS}|{self.dense_text}".encode()).hexdigest()
 
     @property
     def dense_text(self) -> str:
@@ -102,7 +112,8 @@ class Chunk:
 
     def metadata(self) -> dict:
         return {"source": self.source, "heading": self.heading, "topic": self.topic,
-                "origin": self.origin, "hash": self.content_hash, "line": self.line}
+                "origin": self.origin, "hash": self.content_hash, "embed_hash": self.embed_hash, "line": self.line,
+                "expansion": self.expansion}
 
 
 @dataclass
@@ -171,7 +182,23 @@ def collect_chunks(settings: Settings, builtin: Path = BUILTIN_NOTES) -> tuple[l
                 skipped.append(str(exc) if isinstance(exc, NoteError) else f"{rel}: {exc}")
                 continue
             chunks.extend(chunks_of_sections(sections, topic, origin, f"{folder}|{rel}"))
-    return chunks, skipped
+    return expand(chunks), skipped
+
+
+def expand(chunks: list[Chunk]) -> list[Chunk]:
+    """Attach the question bank's words to the built-in sections its rubrics link to."""
+    from dataclasses import replace
+
+    from interviewer.knowledge import default_bank, section_expansions
+
+    words = section_expansions(default_bank())
+    out = []
+    for c in chunks:
+        if c.origin == "builtin":
+            extra = [w for note, w in words.items() if c.address == note or c.address.startswith(note + " › ")]
+            c = replace(c, expansion=" ".join(extra)[:4000]) if extra else c
+        out.append(c)
+    return out
 
 
 def chroma_client(settings: Settings):
@@ -199,16 +226,19 @@ def build_index(settings: Settings, progress: Progress | None = None, collection
         chunks, report.skipped = collect_chunks(settings)
     collection = collection or open_collection(settings)
     existing = collection.get(include=["metadatas"])
-    have = {i: (m or {}).get("hash") for i, m in zip(existing["ids"], existing["metadatas"])}
+    have = {i: (m or {}) for i, m in zip(existing["ids"], existing["metadatas"])}
     wanted = {c.id: c for c in chunks}
     stale = [i for i in have if i not in wanted]
-    todo = [c for c in chunks if have.get(c.id) != c.content_hash]
+    changed = [c for c in chunks if have.get(c.id, {}).get("hash") != c.content_hash]
+    relabel = [c for c in changed if have.get(c.id, {}).get("embed_hash") == c.embed_hash]
+    todo = [c for c in changed if c not in relabel]
     report.total, report.removed = len(chunks), len(stale)
-    report.updated = sum(1 for c in todo if c.id in have)
-    report.added = len(todo) - report.updated
-    report.unchanged = len(chunks) - len(todo)
+    report.updated = sum(1 for c in changed if c.id in have)
+    report.added = len(changed) - report.updated
+    report.unchanged = len(chunks) - len(changed)
     for start in range(0, len(stale), 1000):
         collection.delete(ids=stale[start:start + 1000])
+    _relabel(collection, relabel)
     for start in range(0, len(todo), EMBED_BATCH):
         batch = todo[start:start + EMBED_BATCH]
         if progress:
@@ -220,6 +250,16 @@ def build_index(settings: Settings, progress: Progress | None = None, collection
         progress(len(todo), len(todo), "")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _relabel(collection, chunks: list[Chunk]) -> None:
+    """Update text and metadata of chunks whose embedding input did not change, keeping their vectors."""
+    for start in range(0, len(chunks), 500):
+        batch = chunks[start:start + 500]
+        got = collection.get(ids=[c.id for c in batch], include=["embeddings"])
+        vectors = dict(zip(got["ids"], got["embeddings"]))
+        collection.update(ids=[c.id for c in batch], documents=[c.document for c in batch],
+                          embeddings=[vectors[c.id] for c in batch], metadatas=[c.metadata() for c in batch])
 
 
 def index_is_current(settings: Settings, collection=None) -> bool:

@@ -140,7 +140,7 @@ class Fact(BaseModel):
 
 def _read_yaml(path: Path) -> object:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise KnowledgeError(f"{path.name}: cannot read YAML: {exc}") from exc
 
@@ -246,3 +246,14 @@ def load_plan(plan_id: str, directory: Path | None = None) -> Plan:
 def plan_ids(directory: Path | None = None) -> list[str]:
     directory = directory or KNOWLEDGE_DIR / "plans"
     return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def section_expansions(bank: dict[str, Question]) -> dict[str, str]:
+    """Document expansion for retrieval: for each note section a rubric links to, the words a
+    candidate would use for it (the key point, its phrasings and keyword variants)."""
+    out: dict[str, list[str]] = {}
+    for q in bank.values():
+        for p in [*q.rubric, *(k for f in q.follow_ups for k in f.rubric)]:
+            words = [p.point, *p.phrasings, *(t for group in p.keywords for t in group)]
+            out.setdefault(p.note, []).append(" ".join(words))
+    return {note: " ".join(parts) for note, parts in out.items()}

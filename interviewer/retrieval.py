@@ -19,7 +19,7 @@ from interviewer.config import Settings
 from interviewer.index import E5Embedding, open_collection
 
 Mode = Literal["hybrid", "dense", "lexical"]
-RRF_K = 60
+RRF_K = 10  # chosen on eval/retrieval (60 gave hit@5 0.945, MRR 0.841; 10 gave 0.959, 0.851)
 CANDIDATES = 30
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_./+-]*|\d+(?:\.\d+)?|[\u4e00-\u9fff]+")
 CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -109,7 +109,8 @@ class Retriever:
             data = self.collection.get(include=["documents", "metadatas"])
             self._ids, self._docs = data["ids"], data["documents"]
             self._metas = [m or {} for m in data["metadatas"]]
-            self._bm25 = BM25Okapi([tokenize(d) for d in self._docs]) if self._docs else None
+            lexical = [f"{d}\n{m.get('expansion', '')}" for d, m in zip(self._docs, self._metas)]
+            self._bm25 = BM25Okapi([tokenize(d) for d in lexical]) if lexical else None
             self._count = count
 
     def addresses(self) -> set[str]:
