@@ -78,6 +78,7 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "notes_dirs", tuple(Path(p) for p in self.notes_dirs))
+        self.validate()  # however it is built, a Settings never listens beyond loopback without a password
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
@@ -107,6 +108,7 @@ class Settings:
         )
         settings.validate()
         return settings
+
 
     def with_(self, **changes) -> Settings:
         new = replace(self, **changes)

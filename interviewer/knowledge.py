@@ -145,26 +145,31 @@ def _read_yaml(path: Path) -> object:
         raise KnowledgeError(f"{path.name}: cannot read YAML: {exc}") from exc
 
 
-def _validation_message(path: Path, item: object, exc: ValidationError) -> str:
+def _validation_message(path: Path, item: object, exc: ValidationError, kind: str = "question") -> str:
     qid = item.get("id", "?") if isinstance(item, dict) else "?"
     fields = "; ".join(
         f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
     )
-    return f"{path.name}: question '{qid}': {fields}"
+    return f"{path.name}: {kind} '{qid}': {fields}"
+
+
+def _load_list(path: Path, model: type[BaseModel], kind: str) -> list:
+    """A YAML file holding a list of ``model`` items, each validated with a clear error."""
+    data = _read_yaml(path)
+    if not isinstance(data, list):
+        raise KnowledgeError(f"{path.name}: expected a list of {kind}s at the top level")
+    items = []
+    for item in data:
+        try:
+            items.append(model.model_validate(item))
+        except ValidationError as exc:
+            raise KnowledgeError(_validation_message(path, item, exc, kind)) from exc
+    return items
 
 
 def load_questions_file(path: Path) -> list[Question]:
     """Load and validate one question file (a YAML list of questions)."""
-    data = _read_yaml(path)
-    if not isinstance(data, list):
-        raise KnowledgeError(f"{path.name}: expected a list of questions at the top level")
-    questions = []
-    for item in data:
-        try:
-            questions.append(Question.model_validate(item))
-        except ValidationError as exc:
-            raise KnowledgeError(_validation_message(path, item, exc)) from exc
-    return questions
+    return _load_list(path, Question, "question")
 
 
 def load_bank(directory: Path | None = None) -> dict[str, Question]:
@@ -183,17 +188,7 @@ def load_bank(directory: Path | None = None) -> dict[str, Question]:
 
 def load_facts(path: Path | None = None) -> list[Fact]:
     """Load the fact registry."""
-    path = path or KNOWLEDGE_DIR / "facts.yaml"
-    data = _read_yaml(path)
-    if not isinstance(data, list):
-        raise KnowledgeError(f"{path.name}: expected a list of facts")
-    facts = []
-    for item in data:
-        try:
-            facts.append(Fact.model_validate(item))
-        except ValidationError as exc:
-            raise KnowledgeError(_validation_message(path, item, exc).replace("question", "fact")) from exc
-    return facts
+    return _load_list(path or KNOWLEDGE_DIR / "facts.yaml", Fact, "fact")
 
 
 @lru_cache(maxsize=4)
@@ -240,7 +235,7 @@ def load_plan(plan_id: str, directory: Path | None = None) -> Plan:
     try:
         return Plan.model_validate(_read_yaml(path))
     except ValidationError as exc:
-        raise KnowledgeError(_validation_message(path, {"id": plan_id}, exc).replace("question", "plan")) from exc
+        raise KnowledgeError(_validation_message(path, {"id": plan_id}, exc, "plan")) from exc
 
 
 def plan_ids(directory: Path | None = None) -> list[str]:
