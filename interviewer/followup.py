@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from interviewer.answer_text import clean_text, is_injection
 from interviewer.grading import Citation, Grade
 from interviewer.knowledge import KeyPoint, Question
 from interviewer.retrieval import Passage, Retriever
@@ -158,6 +159,8 @@ def phrase_with_model(model, move: Move, passages: list[Passage], answer: str, l
              if 0 < n <= len(passages)]
     body = re.sub(r"\s*\[\d\]", "", text).strip()
     if not body or len(body) > 400 or not valid_citations(cites, addresses):
+        return move
+    if not re.search(r"[?？]", body) or is_injection(clean_text(body)):  # a question, not an announcement or an order
         return move
     return Move(move.kind, move.question_id, body, move.topic, move.difficulty, move.target, cites,
                 reason=move.reason + "+model")

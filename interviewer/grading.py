@@ -322,13 +322,14 @@ def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) 
         out = LLMGradeOutput.model_validate(out)
     verdicts = {v.id: v for v in out.points}
     reading = read_answer(answer, target)
+    content = " ".join(s.raw for s in reading.content)  # instructions to the grader and parroting are not evidence
     points = []
     for p in target.points:
         v = verdicts.get(p.id)
         covered = VERDICT_VALUE[v.verdict] if v else 0.0
         quote = v.quote if v else ""
-        if covered and not quote_is_verbatim(quote, answer):
-            covered, quote = 0.0, ""  # a fabricated quote earns nothing
+        if covered and not quote_is_verbatim(quote, content):
+            covered, quote = 0.0, ""  # a fabricated quote (or one from an injected instruction) earns nothing
         points.append(PointResult(point_id=p.id, point=p.point, covered=covered, evidence=quote[:300],
                                   note=p.note, weight=p.weight))
     if "keyword_list" in reading.flags:
@@ -360,6 +361,9 @@ def grade_answer(target: Target, answer: str, model=None, lang: str | None = Non
             "notice": f"{reason}，本题已改用离线评分。" if (lang or "zh") != "en" else f"{reason}; graded offline instead.",
         })
     gap = abs(band_index(llm.band) - band_index(offline.band))
-    confidence = LOW_CONFIDENCE if gap > 1 else (0.85 if gap == 0 else 0.65)
-    return llm.model_copy(update={"grader": "llm+offline", "confidence": confidence,
-                                  "flags": sorted(set(llm.flags) | ({"graders_disagree"} if gap > 1 else set()))})
+    if gap > 1:  # far apart (a model talked round by the answer, or keywords fooled): the lower grade stands
+        low = min((llm, offline), key=lambda g: g.score)
+        return low.model_copy(update={"grader": "llm+offline", "confidence": LOW_CONFIDENCE,
+                                      "flags": sorted(set(llm.flags) | set(offline.flags) | {"graders_disagree"})})
+    confidence = 0.85 if gap == 0 else 0.65
+    return llm.model_copy(update={"grader": "llm+offline", "confidence": confidence, "flags": sorted(set(llm.flags))})

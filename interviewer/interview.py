@@ -120,15 +120,18 @@ class Interviewer:
 
     def send(self, session_id: str, text: object, seconds: float | None = None) -> Reply:
         """Process one candidate message (an answer or a command)."""
-        text = at.normalize_answer(text)
-        return self._run(session_id, {"inbox": {"kind": "message", "text": text, "seconds": seconds,
-                                                "at": self.clock()}})
+        raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else "" if text is None else str(text)
+        text = at.normalize_answer(raw)
+        inbox = {"kind": "message", "text": text, "seconds": seconds, "at": self.clock()}
+        if len(text) == at.MAX_ANSWER_CHARS and len(raw) > at.MAX_ANSWER_CHARS:
+            inbox["cut_from"] = len(raw)  # the candidate is told the answer was cut
+        return self._run(session_id, {"inbox": inbox})
 
     def resume(self, session_id: str) -> Reply:
         """Finish a message a crash interrupted, then return the session as it stands."""
         with self._lock(session_id), self._turn_budget(session_id):
             config = self._config(session_id)
-            if self.graph.get_state(config).next:
+            if self._interrupted(config):
                 self.graph.invoke(None, config, durability=DURABILITY)
             return Reply(session_id, [], self.state(session_id))
 
@@ -149,6 +152,12 @@ class Interviewer:
         self._addresses = None
 
     # ------------------------------------------------------------------ plumbing
+
+    def _interrupted(self, config: dict) -> bool:
+        """A message whose run a crash cut short. ``next`` alone misses a step whose node finished and saved
+        its writes but not the checkpoint after it (LangGraph lists that node under ``tasks``, not ``next``)."""
+        snapshot = self.graph.get_state(config)
+        return bool(snapshot.next or snapshot.tasks)
 
     def _config(self, sid: str) -> dict:
         return {"configurable": {"thread_id": sid}}
@@ -175,7 +184,7 @@ class Interviewer:
         with self._lock(sid), self._turn_budget(sid):
             config = self._config(sid)
             before = len(self.graph.get_state(config).values.get("messages", []))
-            if self.graph.get_state(config).next:  # an interrupted message: finish it first
+            if self._interrupted(config):  # an interrupted message: finish it first
                 self.graph.invoke(None, config, durability=DURABILITY)
                 before = len(self.graph.get_state(config).values.get("messages", []))
             result = self.graph.invoke(update, config, durability=DURABILITY)
@@ -241,6 +250,10 @@ class Interviewer:
             return {"route": "ask", "next": self._next_main(state)}
         text = inbox.get("text", "")
         messages = list(state.get("messages", [])) + [_msg(text, role="user")]
+        if inbox.get("cut_from"):
+            cut = f"回答太长（{inbox['cut_from']} 字），只保留并评分前 {at.MAX_ANSWER_CHARS} 字。" if lang == "zh" else \
+                f"Your answer was too long ({inbox['cut_from']} characters); only the first {at.MAX_ANSWER_CHARS} were kept and graded."
+            messages.append(_msg(cut, kind="notice"))
         base = {"messages": messages, "inputs": state.get("inputs", 0) + 1}
         if state.get("finished"):
             done = "面试已经结束，可以导出报告或开始新的面试。" if lang == "zh" else "This interview has ended; export the report or start a new one."
@@ -428,10 +441,16 @@ class Interviewer:
         last = state["turns"][-1] if state.get("turns") else {"answer": ""}
         m = fu.Move(move["kind"], move.get("question_id"), move["text"], move["topic"], move["difficulty"],
                     move["target"], move.get("citations", []), move.get("reason", ""))
-        passages = self.retriever.search(f"{move['text']} {last['answer'][:200]}", k=3) if self.retriever else []
+        budget = self._budget(state.get("session_id"), 0.3)
+        if budget < 0.2:  # rewording is optional: not when the turn's time is nearly spent
+            return move
+
+        def reword() -> fu.Move:  # the passage search counts against the deadline too
+            passages = self.retriever.search(f"{move['text']} {last['answer'][:200]}", k=3) if self.retriever else []
+            return fu.phrase_with_model(self.model, m, passages, last["answer"], lang, self.addresses())
+
         try:
-            phrased = self._with_deadline(lambda: fu.phrase_with_model(self.model, m, passages, last["answer"], lang,
-                                                                       self.addresses()), self._budget(state.get("session_id"), 0.3))
+            phrased = self._with_deadline(reword, budget)
         except FutureTimeout:
             return move
         if phrased.text in state.get("asked", []):

@@ -65,7 +65,11 @@ def run_scripted(interviewer: Interviewer, answers: Path, export: Path | None, p
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if resume:
-        reply = interviewer.resume(resume)
+        try:
+            reply = interviewer.resume(resume)
+        except KeyError:  # unknown id, or a session killed before its first question was stored
+            print(f"error: no session {resume!r} to resume in {interviewer.settings.db_path}", file=sys.stderr)
+            return 2
         sid, skip = resume, reply.state.get("inputs", 0)
     else:
         reply = interviewer.start(plan, lang)

@@ -18,6 +18,7 @@ from interviewer.grading import Grade, band_of
 
 VERSION = 1
 WEAK = ("卡顿", "不会")
+MAX_EXPORT_NAME_BYTES = 200  # file systems refuse names over 255 bytes
 STAGE_NAMES = {"intro": "自我介绍", "technical": "技术深挖", "project": "项目讲解", "reverse": "反问", "drill": "快问快答"}
 
 
@@ -114,8 +115,8 @@ def load_transcript(path: Path) -> Transcript:
         if len(raw) > 20_000_000:
             raise TranscriptError(f"{path.name}: file too large ({len(raw)} bytes)")
         data = json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TranscriptError(f"{path.name}: not a JSON transcript ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, 4300+ digit numbers
+        raise TranscriptError(f"{path.name}: not a JSON transcript ({str(exc)[:200]})") from exc
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise TranscriptError(f"{path.name}: not a transcript of version {VERSION}")
     try:
@@ -230,5 +231,7 @@ def safe_export_path(directory: Path, name: str) -> Path:
     clean = "".join(ch for ch in name if ch.isalnum() or ch in "-_.")
     if not clean or clean.startswith(".") or clean != name:
         raise TranscriptError(f"unsafe export name {name!r}")
+    if len(clean.encode("utf-8")) > MAX_EXPORT_NAME_BYTES:
+        raise TranscriptError(f"export name too long ({len(clean.encode('utf-8'))} bytes; at most {MAX_EXPORT_NAME_BYTES})")
     directory.mkdir(parents=True, exist_ok=True)
     return directory / clean
