@@ -10,16 +10,29 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
 
 Stage = Literal["intro", "technical", "project", "reverse", "drill"]
 Band = Literal["流畅", "基本", "卡顿", "不会"]
 BANDS: tuple[str, ...] = ("不会", "卡顿", "基本", "流畅")
+
+
+def _compile_all(patterns: list[str]) -> list[str]:
+    for p in patterns:
+        try:
+            re.compile(p)
+        except re.error as exc:  # a ValueError, so the loader names the file, the id and the field
+            raise ValueError(f"pattern {p[:40]!r} does not compile: {exc}") from exc
+    return patterns
+
+
+Patterns = Annotated[list[str], Field(min_length=1), AfterValidator(_compile_all)]
+"""Regular expressions (applied case-insensitively); each must compile."""
 
 
 class KnowledgeError(ValueError):
@@ -69,17 +82,10 @@ class KeyPoint(BaseModel):
 class Misconception(BaseModel):
     """A wrong claim candidates make, recognised by regular expressions over the answer."""
 
-    patterns: list[str] = Field(min_length=1)
+    patterns: Patterns
     claim: str
     correction: str
     source: str
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, patterns: list[str]) -> list[str]:
-        for p in patterns:
-            re.compile(p)
-        return patterns
 
 
 class FollowUp(BaseModel):
@@ -124,18 +130,11 @@ class Fact(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     claim: str
-    patterns: list[str] = Field(min_length=1, description="regexes that recognise the claim in free text")
+    patterns: Patterns  # regexes that recognise the claim in free text
     verdict: Literal["confirmed", "corrected", "unsourced", "misleading"]
     correct: str = Field(description="the correct statement")
     source: str
     topic: str = ""
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, patterns: list[str]) -> list[str]:
-        for p in patterns:
-            re.compile(p)
-        return patterns
 
 
 def _read_yaml(path: Path) -> object:
