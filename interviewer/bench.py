@@ -61,7 +61,7 @@ class Sizes:
 
 
 FULL = Sizes(10_000, None, None, 3, 50, 20, 5.0, 50, 20)
-QUICK = Sizes(300, 96, 40, 1, 10, 6, 1.0, 10, 6)
+QUICK = Sizes(300, 48, 40, 1, 10, 6, 1.0, 10, 6)
 REQUIRED = ("search_p95_ms", "grade_p95_ms", "turn_p95_ms", "load50_p95_ms", "throughput_turns_s", "cold_start_s",
             "reindex_unchanged_s", "tokens_turn1", "tokens_turn40", "baseline_tokens_turn40", "peak_mem_mb")
 
@@ -441,7 +441,7 @@ def scaling_notes(f: dict) -> list[str]:
 def print_report(f: dict, targets: dict, met: dict, quick: bool) -> None:
     print(f"Benchmarks{' (--quick: reduced sizes, see notes)' if quick else ''}  ·  {os.cpu_count()} CPUs  ·  Python "
           f"{sys.version.split()[0]}")
-    print(f"{'':64} {'p50':>8} {'value':>14} {'target':>7}  met")
+    print(f"{'':68} {'p50':>8} {'value':>14} {'target':>7}  met")
     p50 = {"search_p95_ms": "search_p50_ms", "synthetic_search_p95_ms": "synthetic_search_p50_ms", "grade_p95_ms": "grade_p50_ms",
            "turn_p95_ms": "turn_p50_ms", "load50_p95_ms": "load50_p50_ms"}
     for key, label, unit in ROWS:
@@ -457,9 +457,9 @@ def print_report(f: dict, targets: dict, met: dict, quick: bool) -> None:
         target = targets.get(key)
         mark = "" if key not in met else ("yes" if met[key] else "MISS")
         tgt = "" if target is None else (f"≥{target}" if key in HIGHER_IS_BETTER else f"≤{target}")
-        print(f"{label[:64]:64} {str(f.get(p50.get(key, ''), '')):>8} {shown:>14} {tgt:>7}  {mark}")
+        print(f"{label[:68]:68} {str(f.get(p50.get(key, ''), '')):>8} {shown:>14} {tgt:>7}  {mark}")
         if key == "tokens_turn40" and f.get("baseline_tokens_turn40") is not None:
-            print(f"{'  whole-history baseline (every earlier message resent), turns 1/10/40':64} {'':>8} "
+            print(f"{'  whole-history baseline (every earlier message resent), turns 1/10/40':68} {'':>8} "
                   f"{f.get('baseline_tokens_turn1')}/{f.get('baseline_tokens_turn10')}/{f.get('baseline_tokens_turn40')} tok")
     print("\nHow it scales (measured here):")
     for line in scaling_notes(f):
