@@ -58,10 +58,11 @@ class Sizes:
     throughput_sessions: int
     throughput_turns: int
     long_turns: int = 40
+    model_turns: int = 16  # per session, in the model-turn bench
 
 
 FULL = Sizes(10_000, None, None, 3, 50, 20, 5.0, 50, 20)
-QUICK = Sizes(300, 48, 40, 1, 10, 6, 1.0, 10, 6)
+QUICK = Sizes(300, 48, 40, 1, 10, 6, 1.0, 10, 6, model_turns=8)
 REQUIRED = ("search_p95_ms", "grade_p95_ms", "turn_p95_ms", "load50_p95_ms", "throughput_turns_s", "cold_start_s",
             "reindex_unchanged_s", "tokens_turn1", "tokens_turn40", "baseline_tokens_turn40", "peak_mem_mb")
 
@@ -152,7 +153,7 @@ def queries(sizes: Sizes) -> list[str]:
 
 
 def bench_search(retriever, qs: list[str]) -> dict:
-    retriever.search("预热 KV cache")  # jieba, BM25 and the embedder load on the first search
+    retriever.warm()  # jieba, BM25 and the embedder load on the first search
     times = []
     for q in qs:
         seconds, _ = timed(lambda q=q: retriever.search(q, k=5))
@@ -287,6 +288,48 @@ def bench_tokens(ready: Settings, retriever, sizes: Sizes, out: dict) -> None:
                baseline_tokens_turn40=pick(baseline, 40), tokens_turns_run=len(per_turn),
                long_turn_p50_ms_first4=round(statistics.median(latency[:4]) * 1000, 1),
                long_turn_p50_ms_last4=round(statistics.median(latency[-4:]) * 1000, 1))
+
+
+MODEL_CALL_S = 0.3  # the stub server's latency per model call in the model-turn bench
+
+
+def bench_model_turns(ready: Settings, retriever, sizes: Sizes, out: dict) -> None:
+    """Turns with a model (the real ChatOpenAI against the stub server, MODEL_CALL_S per call), with the
+    next follow-up worded while the answer is graded (prefetch) and without, on the same answers."""
+    from interviewer.interview import Interviewer
+    from interviewer.models import build_chat_model
+    from interviewer.store import SessionStore
+    from interviewer.stubs import StubOpenAIServer
+
+    def respond(body: dict):
+        time.sleep(MODEL_CALL_S)
+        if body.get("tools"):
+            return {"points": [], "misconceptions": [], "feedback": "ok"}  # a strict grader: every point missed
+        return "你刚才提到的这一点，能结合笔记再具体说说吗？[1]"
+
+    with StubOpenAIServer(responder=respond, chunk_chars=6) as server:
+        for prefetch in (True, False):
+            settings = ready.with_(model="stub-model", base_url=server.base_url, api_key="bench", prefetch=prefetch)
+            store = SessionStore(ready.data_dir / f"model-{prefetch}.sqlite")
+            iv = Interviewer(settings, retriever, build_chat_model(settings), store)
+            times, follow_ups = [], []
+            for n in range(sizes.turn_sessions):
+                sid = iv.start().session_id
+                for step in range(sizes.model_turns):
+                    text = answer_for(step + n)
+                    seconds, reply = timed(lambda iv=iv, sid=sid, text=text: iv.send(sid, text, seconds=60))
+                    if (reply.state.get("current") or {}).get("kind") == "follow_up":
+                        follow_ups.append(seconds)
+                    times.append(seconds)
+                    if reply.state.get("finished"):
+                        break
+            store.close()
+            tag = "prefetch" if prefetch else "sequential"
+            out.update({f"model_turn_{tag}_p50_ms": summary_ms(times)["p50"],
+                        f"model_follow_up_{tag}_p50_ms": summary_ms(follow_ups)["p50"] if follow_ups else None})
+            if prefetch:
+                out.update(model_turns=len(times), model_follow_up_turns=len(follow_ups), prefetch=iv.prefetch.as_dict())
+    out["model_call_s"] = MODEL_CALL_S
 
 
 def run_sessions(interviewer, sessions: int, turns: int, pause: float, seed: int = 1) -> tuple[list[float], float, int]:
@@ -432,6 +475,11 @@ def scaling_notes(f: dict) -> list[str]:
         lines.append(f"turn latency over a {f.get('tokens_turns_run')}-turn interview (stub model): p50 "
                      f"{f['long_turn_p50_ms_first4']} ms (turns 1–4) → {f['long_turn_p50_ms_last4']} ms (last 4), "
                      f"×{f['long_turn_p50_ms_last4'] / max(0.1, f['long_turn_p50_ms_first4']):.2f}")
+    if f.get("model_follow_up_prefetch_p50_ms") is not None:
+        lines.append(f"with a model ({f['model_call_s']} s per call, stub server): a turn that ends in a follow-up takes p50 "
+                     f"{f['model_follow_up_prefetch_p50_ms']} ms with the follow-up worded during grading vs "
+                     f"{f.get('model_follow_up_sequential_p50_ms')} ms one call after the other (guesses {f.get('prefetch')}, "
+                     f"{f.get('model_follow_up_turns')} of {f.get('model_turns')} turns ended in a follow-up)")
     if f.get("throughput_turns_s") and f.get("load_offered_turns_s"):
         lines.append(f"{f.get('load_sessions')} sessions answering every {f.get('load_pause_s')} s offer "
                      f"{f['load_offered_turns_s']} turns/s against a capacity of ~{f['throughput_turns_s']} turns/s")
@@ -537,6 +585,7 @@ def measure(settings: Settings, sizes: Sizes, quick: bool = False) -> dict:
             interviewer = Interviewer(ready, retriever)
             step("offline turns", lambda: bench_turns(interviewer, sizes, figures))
             step("prompt tokens (turns 1/10/40)", lambda: bench_tokens(ready, retriever, sizes, figures))
+            step("model turns (stub server)", lambda: bench_model_turns(ready, retriever, sizes, figures))
             step(f"load ({sizes.load_sessions} paced sessions)", lambda: bench_load(interviewer, sizes, figures))
             step("throughput", lambda: bench_throughput(interviewer, sizes, figures))
             step("app cold start", lambda: bench_cold_start(ready, work, figures))

@@ -74,6 +74,8 @@ class Settings:
     feedback: Literal["each", "end"] = "each"
     """Show the grade after each answer, or only in the final report."""
     plan: str = "seed_mock"
+    prefetch: bool = True
+    """With a model: word the likely next follow-up while the answer is graded (two calls at once)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -105,6 +107,7 @@ class Settings:
             chroma_port=int(get("CHROMA_PORT", "8000")),
             feedback="end" if get("INTERVIEWER_FEEDBACK", "each") == "end" else "each",
             plan=get("INTERVIEWER_PLAN", "seed_mock"),
+            prefetch=get("INTERVIEWER_PREFETCH", "1").strip().lower() not in ("0", "false", "off", "no"),
         )
         settings.validate()
         return settings

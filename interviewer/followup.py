@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from interviewer.answer_text import clean_text, is_injection
 from interviewer.grading import Citation, Grade
 from interviewer.knowledge import KeyPoint, Question
+from interviewer.prefetch import TextStream
 from interviewer.retrieval import Passage, Retriever
 
 HINT_DEDUCTIONS = (5, 10, 15)  # per level; cumulative
@@ -140,18 +141,30 @@ def valid_citations(cites: list[dict], addresses: set[str]) -> bool:
         for c in cites)
 
 
+def _model_text(model, prompt: str, stream: TextStream | None) -> str:
+    """The model's reply; streamed piece by piece into ``stream`` when one is given."""
+    if stream is None:
+        reply = model.invoke(prompt)
+        return reply.text if hasattr(reply, "text") else str(reply)
+    text = ""
+    for chunk in model.stream(prompt):
+        piece = chunk.text if isinstance(chunk.text, str) else ""
+        text += piece
+        stream.push(piece)
+    return text
+
+
 def phrase_with_model(model, move: Move, passages: list[Passage], answer: str, lang: str,
-                      addresses: set[str]) -> Move:
-    """Let the model reword a follow-up from retrieved passages; keep the authored one if it
-    fails or cites sections that do not exist."""
+                      addresses: set[str], stream: TextStream | None = None) -> Move:
+    """Let the model reword a follow-up from retrieved passages (streamed into ``stream``); keep the
+    authored one if it fails or cites sections that do not exist."""
     from interviewer.prompts import fence, render
 
     numbered = "\n".join(f"[{i + 1}] {p.address}\n{p.text[:500]}" for i, p in enumerate(passages[:3]))
     prompt = render("followup", question=move.text, passages=numbered, answer=fence(answer[:1500]),
                     lang="中文" if lang == "zh" else "English")
     try:
-        reply = model.invoke(prompt)
-        text = reply.text if hasattr(reply, "text") else str(reply)
+        text = _model_text(model, prompt, stream)
     except Exception:
         return move
     refs = {int(n) for n in re.findall(r"\[(\d)\]", text)}

@@ -345,9 +345,9 @@ def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) 
     return finish(grade, lang)
 
 
-def grade_answer(target: Target, answer: str, model=None, lang: str | None = None) -> Grade:
-    """One grade: offline always; with a model, the LLM grade checked against the offline one."""
-    offline = grade_offline(target, answer, lang)
+def grade_answer(target: Target, answer: str, model=None, lang: str | None = None, offline: Grade | None = None) -> Grade:
+    """One grade: offline always (``offline`` if already computed); with a model, the LLM grade checked against it."""
+    offline = offline or grade_offline(target, answer, lang)
     if model is None:
         return offline
     try:

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from interviewer.commands import HELP, parse_command
 from interviewer.config import Settings
 from interviewer.grading import Grade, PointResult, Target, band_of, grade_answer, grade_offline
 from interviewer.knowledge import Plan, Question, default_bank, load_plan
+from interviewer.prefetch import Listener, PrefetchStats, Prepared, TextStream, move_key
 from interviewer.retrieval import Retriever
 from interviewer.store import SessionStore
 from interviewer.transcript import summarize
@@ -96,6 +97,9 @@ class Interviewer:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="model")
         self._turn_ends: dict[str, float] = {}  # session → monotonic time by which its model calls must end
         self._addresses: set[str] | None = None
+        self._listeners: dict[str, Listener] = {}  # session → who sees a question while the model writes it
+        self._prepared: dict[str, Prepared] = {}  # session → the follow-up worded while its answer is graded
+        self.prefetch = PrefetchStats()
         self.graph = self._build_graph().compile(checkpointer=self.store.checkpointer)
 
     # ------------------------------------------------------------------ public API
@@ -118,14 +122,21 @@ class Interviewer:
                        "inbox": {"kind": "start"}}
         return self._run(sid, init)
 
-    def send(self, session_id: str, text: object, seconds: float | None = None) -> Reply:
-        """Process one candidate message (an answer or a command)."""
+    def send(self, session_id: str, text: object, seconds: float | None = None, on_text: Listener | None = None) -> Reply:
+        """Process one candidate message (an answer or a command). ``on_text`` is called with the next
+        question's text so far while a model writes it (the reply still carries the final text)."""
         raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else "" if text is None else str(text)
         text = at.normalize_answer(raw)
         inbox = {"kind": "message", "text": text, "seconds": seconds, "at": self.clock()}
         if len(text) == at.MAX_ANSWER_CHARS and len(raw) > at.MAX_ANSWER_CHARS:
             inbox["cut_from"] = len(raw)  # the candidate is told the answer was cut
-        return self._run(session_id, {"inbox": inbox})
+        if on_text is None:
+            return self._run(session_id, {"inbox": inbox})
+        self._listeners[session_id] = on_text
+        try:
+            return self._run(session_id, {"inbox": inbox})
+        finally:
+            self._listeners.pop(session_id, None)
 
     def resume(self, session_id: str) -> Reply:
         """Finish a message a crash interrupted, then return the session as it stands."""
@@ -197,14 +208,6 @@ class Interviewer:
         if self._addresses is None:
             self._addresses = self.retriever.addresses() if self.retriever else set()
         return self._addresses
-
-    def _with_deadline(self, fn: Callable[[], Any], seconds: float) -> Any:
-        future = self._pool.submit(fn)
-        try:
-            return future.result(timeout=max(0.1, seconds))
-        except FutureTimeout:
-            future.cancel()  # still queued behind slow calls: never run it
-            raise
 
     def _stage(self, state: State):
         plan = self.plan(state["plan_id"])
@@ -288,7 +291,18 @@ class Interviewer:
         if current.get("reverse_log"):
             answer = "\n".join(x["question"] for x in current["reverse_log"])
         target = self._target(current["target"], lang)
-        grade = self._grade_with_deadline(target, answer, state.get("session_id"))
+        offline = grade_offline(target, answer)
+        if self.model is None:
+            return self._record(state, current, answer, target, offline)
+        sid = state.get("session_id")
+        grading = self._pool.submit(grade_answer, target, answer, self.model, offline=offline)  # the model grades …
+        if self.settings.prefetch:
+            self._prepare_next(state, current, answer, target, offline)  # … while the likely follow-up is worded
+        return self._record(state, current, answer, target, self._graded(grading, offline, sid))
+
+    def _record(self, state: State, current: dict, answer: str, target: Target, grade: Grade) -> dict:
+        """The state updates of a graded answer: the turn, coverage of the main question, stage time, the grade shown."""
+        lang = state.get("lang", "zh")
         deduction = sum(h["deduction"] for h in current.get("hints", []))
         seconds = self._answer_seconds(state)
         budget = self.bank[target.question_id].time_budget_s if current["kind"] == "main" else self.plan(state["plan_id"]).answer_budget_s
@@ -310,13 +324,13 @@ class Interviewer:
         return {"turns": list(state.get("turns", [])) + [turn], "current": None, "main": main,
                 "stage_seconds": stage_seconds, "messages": messages}
 
-    def _grade_with_deadline(self, target: Target, answer: str, sid: str | None = None) -> Grade:
-        if self.model is None:
-            return grade_offline(target, answer)
+    def _graded(self, grading: Future, offline: Grade, sid: str | None) -> Grade:
+        """The model's grade if it arrives within the turn's grading budget, else the offline one, said out loud."""
         try:
-            return self._with_deadline(lambda: grade_answer(target, answer, self.model), self._budget(sid, 0.7))
+            return grading.result(timeout=max(0.1, self._budget(sid, 0.7)))
         except FutureTimeout:
-            g = grade_offline(target, answer)
+            grading.cancel()  # still queued behind slow calls: never run it
+            g = offline
             return g.model_copy(update={"grader": "offline (fallback)", "notice": "模型响应超时，本题已改用离线评分。"})
 
     def _adjust(self, grade: Grade, deduction: int, seconds: float, budget: int, lang: str) -> Grade:
@@ -404,6 +418,7 @@ class Interviewer:
 
     def _ask(self, state: State) -> dict:
         move = dict(state.get("next") or {"kind": "end"})
+        prepared = self._prepared.pop(state.get("session_id") or "", None)  # only this turn's guess is ever used
         lang = state.get("lang", "zh")
         messages = list(state.get("messages", []))
         updates: dict[str, Any] = {"next": None}
@@ -429,30 +444,58 @@ class Interviewer:
                 main["probed"] = main.get("probed", []) + [move["target"][2]]
             if move.get("reason") in ("deeper",) or move.get("reason", "").startswith("missed:"):
                 main["follow_ups"] = main.get("follow_ups", 0) + 1
-            if self.model is not None and move["kind"] == "follow_up" and move.get("reason", "").startswith(("missed:", "deeper")):
-                move = self._phrase(move, state, lang)
+            if self.model is not None and self._worded_by_model(move):
+                move = self._phrase(move, state, lang, prepared)
         current = {**move, "stage": stage_id, "asked_at": self.clock(), "hints": [], "commands": move.get("commands", [])}
         messages.append(_msg(prefix + move["text"], kind=move["kind"], citations=move.get("citations", []),
                              question_id=move.get("question_id"), difficulty=move.get("difficulty"), topic=move.get("topic")))
         return {**updates, "messages": messages, "current": current, "main": main,
                 "asked": list(state.get("asked", [])) + [move["text"]]}
 
-    def _phrase(self, move: dict, state: State, lang: str) -> dict:
+    @staticmethod
+    def _worded_by_model(move: dict) -> bool:
+        return move.get("kind") == "follow_up" and move.get("reason", "").startswith(("missed:", "deeper"))
+
+    def _prepare_next(self, state: State, current: dict, answer: str, target: Target, offline: Grade) -> None:
+        """Guess the next move from the offline grade and start wording it (see ``prefetch.py``)."""
+        sid = state.get("session_id") or ""
+        self._prepared.pop(sid, None)
+        guess_state = {**state, **self._record(state, current, answer, target, offline)}
+        move = self._choose(guess_state)
+        if self._worded_by_model(move) and self._budget(sid, 0.3) >= 0.2:
+            self._prepared[sid] = self._start_wording(move, guess_state, state.get("lang", "zh"))
+
+    def _start_wording(self, move: dict, state: State, lang: str) -> Prepared:
         last = state["turns"][-1] if state.get("turns") else {"answer": ""}
         m = fu.Move(move["kind"], move.get("question_id"), move["text"], move["topic"], move["difficulty"],
                     move["target"], move.get("citations", []), move.get("reason", ""))
-        budget = self._budget(state.get("session_id"), 0.3)
-        if budget < 0.2:  # rewording is optional: not when the turn's time is nearly spent
-            return move
+        stream = TextStream()
 
         def reword() -> fu.Move:  # the passage search counts against the deadline too
             passages = self.retriever.search(f"{move['text']} {last['answer'][:200]}", k=3) if self.retriever else []
-            return fu.phrase_with_model(self.model, m, passages, last["answer"], lang, self.addresses())
+            return fu.phrase_with_model(self.model, m, passages, last["answer"], lang, self.addresses(), stream)
 
+        return Prepared(move_key(move), self._pool.submit(reword), stream)
+
+    def _phrase(self, move: dict, state: State, lang: str, prepared: Prepared | None) -> dict:
+        sid = state.get("session_id") or ""
+        budget = self._budget(sid, 0.3)
+        if prepared is not None and prepared.key == move_key(move):
+            self.prefetch.count("hit")
+            job = prepared
+        else:
+            self.prefetch.count("miss" if prepared is not None else "late")
+            if budget < 0.2:  # rewording is optional: not when the turn's time is nearly spent
+                return move
+            job = self._start_wording(move, state, lang)
+        job.stream.attach(self._listeners.get(sid))
         try:
-            phrased = self._with_deadline(reword, budget)
+            phrased = job.future.result(timeout=max(0.1, budget))
         except FutureTimeout:
+            job.future.cancel()  # still queued behind slow calls: never run it
             return move
+        finally:
+            job.stream.detach()
         if phrased.text in state.get("asked", []):
             return move
         return {**move, **phrased.to_state()}

@@ -667,6 +667,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         for event in events:
             self._sse(event)
+            if stub.chunk_delay_s:  # a model that writes token by token
+                time.sleep(stub.chunk_delay_s)
         self._sse("[DONE]")
         self._end_chunked()
 
@@ -692,6 +694,7 @@ class StubOpenAIServer:
         default_reply: Reply = DEFAULT_REPLY,
         model: str = "stub-model",
         chunk_chars: int = 8,
+        chunk_delay_s: float = 0.0,
         slow_seconds: float = 5.0,
         start: bool = True,
     ):
@@ -700,6 +703,7 @@ class StubOpenAIServer:
         self.default_reply = default_reply
         self.model = model
         self.chunk_chars = chunk_chars
+        self.chunk_delay_s = chunk_delay_s
         self.slow_seconds = slow_seconds
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []

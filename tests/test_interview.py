@@ -143,8 +143,9 @@ def test_model_phrased_follow_up_keeps_valid_citations_and_falls_back_on_invente
     addresses = sorted(shared_retriever.addresses())
 
     def responder(call):
-        text = call.text
-        if "[1]" in text:  # the follow-up prompt numbers the passages
+        if call.tool_names:  # the grading call fails → visible offline fallback
+            return ValueError("grader offline")
+        if "[1]" in call.text:  # the follow-up prompt numbers the passages
             return "你刚才提到缓存，那每一步还需要从显存读哪些数据？[1]"
         return "ok"
 
@@ -155,7 +156,6 @@ def test_model_phrased_follow_up_keeps_valid_citations_and_falls_back_on_invente
     sid = r.session_id
     while iv.state(sid)["current"]["question_id"] != "kv_cache":
         iv.send(sid, "/skip")
-    model.enqueue(ValueError("grader offline"))  # the grading call fails → visible offline fallback
     reply = iv.send(sid, "KV Cache 就是把 K 和 V 缓存起来。", seconds=30)
     grade_msgs = [m for m in reply.messages if m.get("kind") == "grade"]
     assert grade_msgs and "fallback" in grade_msgs[0]["grade"]["grader"]
@@ -164,12 +164,12 @@ def test_model_phrased_follow_up_keeps_valid_citations_and_falls_back_on_invente
     c = follow["citations"][0]
     assert any(a.startswith(f"{c['source']} § {c['heading']}") for a in addresses)
     # a reply citing a passage number that does not exist is replaced by the authored probe
-    model2 = StubChatModel(responder=lambda call: "编造的追问 [7]" if "[1]" in call.text else "ok")
+    model2 = StubChatModel(responder=lambda call: AIMessage(content="not json") if call.tool_names else
+                           "编造的追问 [7]" if "[1]" in call.text else "ok")
     iv2 = Interviewer(settings, shared_retriever, model2, SessionStore(tmp_path / "b.sqlite"))
     sid2 = iv2.start().session_id
     while iv2.state(sid2)["current"]["question_id"] != "kv_cache":
         iv2.send(sid2, "/skip")
-    model2.enqueue(AIMessage(content="not json"))
     reply2 = iv2.send(sid2, "KV Cache 就是把 K 和 V 缓存起来。", seconds=30)
     follow2 = [m for m in reply2.messages if m.get("kind") == "follow_up"][0]
     assert "编造" not in follow2["content"]

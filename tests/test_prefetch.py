@@ -1,0 +1,134 @@
+"""With a model: the next follow-up is worded while the answer is graded, and its text streams.
+
+The real ChatOpenAI talks to the stub server over HTTP (SSE for the streamed wording); the server
+records when each request started and ended, so the tests check that the two calls overlapped.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from interviewer.interview import Interviewer
+from interviewer.models import build_chat_model
+from interviewer.prefetch import TextStream, visible_text
+from interviewer.store import SessionStore
+
+ANSWER = ("KV Cache 就是把之前 token 算出来的 K 和 V 存起来。因为生成是一个 token 一个 token 往后走的，前面 token 的 K、V 后面不会变，"
+          "下一步只要算新 token 的 K、V，再跟缓存里的拼起来做 attention 就行，不用把整个句子重新算一遍，所以速度快很多。")
+QUOTE = "KV Cache 就是把之前 token 算出来的 K 和 V 存起来"
+WORDED = "你说缓存里的 K、V 可以直接复用，那每一步 decode 的计算量和整段生成的计算量分别是什么量级？[1]"
+CALL_S = 0.6
+
+
+class Recorder:
+    """A stub-server responder: grades with ``covered`` (point ids), words follow-ups, and records call times."""
+
+    def __init__(self, covered: set[str]):
+        self.covered = covered
+        self.calls: list[tuple[str, float, float]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, body: dict):
+        start = time.monotonic()
+        kind = "grade" if body.get("tools") else "word"
+        time.sleep(CALL_S)
+        if kind == "grade":
+            prompt = " ".join(str(m.get("content")) for m in body["messages"])
+            ids = re.findall(r"id=(\S+) weight", prompt)
+            reply = {"points": [{"id": i, "verdict": "covered" if i in self.covered else "missing",
+                                 "quote": QUOTE if i in self.covered else ""} for i in ids], "feedback": "ok"}
+        else:
+            reply = WORDED
+        with self._lock:
+            self.calls.append((kind, start, time.monotonic()))
+        return reply
+
+    def span(self, kind: str) -> tuple[float, float]:
+        return next((s, e) for k, s, e in self.calls if k == kind)
+
+
+def interviewer_at_kv_cache(settings, retriever) -> tuple[Interviewer, str]:
+    iv = Interviewer(settings, retriever, build_chat_model(settings), SessionStore(settings.db_path))
+    sid = iv.start().session_id
+    while iv.state(sid)["current"]["question_id"] != "kv_cache":
+        iv.send(sid, "/skip")  # skipping asks no model
+    return iv, sid
+
+
+@pytest.fixture(scope="module")
+def retriever(shared_retriever):
+    shared_retriever.warm()  # as the app does at start: the embedder's first load is not part of a turn
+    return shared_retriever
+
+
+@pytest.fixture
+def model_settings(llm_settings):
+    return llm_settings.with_(turn_deadline_s=10, timeout_s=5)
+
+
+def test_follow_up_is_worded_while_the_answer_is_graded_and_streams(model_settings, stub_server, retriever):
+    rec = Recorder({"causal_kv_fixed", "only_new_token"})  # the model agrees with the offline grade: same probe
+    stub_server.responder = rec
+    stub_server.chunk_chars, stub_server.chunk_delay_s = 4, 0.05  # the wording arrives over ~1 s, after the grade
+    iv, sid = interviewer_at_kv_cache(model_settings, retriever)
+    seen: list[str] = []
+    reply = iv.send(sid, ANSWER, seconds=60, on_text=seen.append)
+
+    follow = [m for m in reply.messages if m.get("kind") == "follow_up"][0]
+    assert follow["content"] == visible_text(WORDED)
+    assert follow["citations"] and iv.prefetch.as_dict() == {"hit": 1, "miss": 0, "late": 0}
+    grade_start, grade_end = rec.span("grade")
+    word_start, word_end = rec.span("word")
+    assert word_start < grade_end and grade_start < word_end, rec.calls  # the two model calls overlapped
+    # the candidate saw the question grow piece by piece, never the [n] markers
+    assert len(seen) >= 3 and seen[-1] == follow["content"]
+    assert all(b.startswith(a) for a, b in zip(seen, seen[1:], strict=False))
+    assert not any("[" in s for s in seen)
+    assert reply.state["turns"][-1]["grade"]["grader"] == "llm+offline"
+
+
+def test_a_wrong_guess_is_dropped_and_the_real_move_is_worded(model_settings, stub_server, retriever):
+    rec = Recorder({"causal_kv_fixed", "only_new_token", "per_step_complexity", "memory_bandwidth_cost"})
+    stub_server.responder = rec  # the model finds every point: a deeper follow-up, not the guessed probe
+    iv, sid = interviewer_at_kv_cache(model_settings, retriever)
+    seen: list[str] = []
+    reply = iv.send(sid, ANSWER, seconds=60, on_text=seen.append)
+
+    assert iv.prefetch.as_dict() == {"hit": 0, "miss": 1, "late": 0}
+    current = reply.state["current"]
+    assert current["reason"].startswith("deeper") and current["difficulty"] >= 2
+    assert reply.state["turns"][-1]["grade"]["band"] == "流畅"
+    assert [k for k, _s, _e in rec.calls].count("word") == 2  # the guess, then the real move
+    assert seen and seen[-1] == current["text"]  # only the real move reached the candidate
+
+
+def test_offline_turns_prepare_nothing(settings, retriever):
+    iv = Interviewer(settings, retriever, None, SessionStore(settings.db_path))
+    sid = iv.start().session_id
+    while iv.state(sid)["current"]["question_id"] != "kv_cache":
+        iv.send(sid, "/skip")
+    seen: list[str] = []
+    reply = iv.send(sid, ANSWER, seconds=60, on_text=seen.append)
+    assert reply.state["current"]["kind"] == "follow_up" and not seen
+    assert iv.prefetch.as_dict() == {"hit": 0, "miss": 0, "late": 0}
+
+
+def test_text_stream_replays_to_a_late_listener_and_survives_a_broken_one():
+    stream = TextStream()
+    stream.push("每一步要读")
+    stream.push("多少显存？[")
+    got: list[str] = []
+    stream.attach(got.append)
+    stream.push("1]")
+    assert got == ["每一步要读多少显存？", "每一步要读多少显存？"]
+
+    def broken(_text: str) -> None:
+        raise RuntimeError("page closed")
+
+    stream.attach(broken)
+    stream.push(" 再说说带宽。")  # a listener that raises does not break the producer
+    assert stream.text == "每一步要读多少显存？ 再说说带宽。"
