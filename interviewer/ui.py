@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import logging
+import queue
 import re
 import secrets
 import string
@@ -48,6 +49,30 @@ TOPIC_LABEL = {"ksanallm": "KsanaLLM", "paged_attention": "PagedAttention", "fla
 _PUNCT = frozenset(string.punctuation)
 REUSE_WINDOW_S = 120  # an untouched session this young is reused on page load instead of opening another
 ANSWER_HINT = "在这里回答（Ctrl+Enter 发送）。也可以输入命令：/hint /skip /harder /harder ksana /rate 基本 /end /help"
+
+# ----------------------------------------------------------------------------------- streaming
+
+DRAFT_EVERY_S = 0.06  # at most this often a streamed question is re-sent to the browser
+
+
+def newest_drafts(drafts: queue.Queue):
+    """The texts put on ``drafts`` until ``None``, skipping any superseded while the browser was being updated."""
+    while True:
+        text = drafts.get()
+        if text is None:
+            return
+        time.sleep(DRAFT_EVERY_S)  # let a few more pieces arrive
+        while True:
+            try:
+                newer = drafts.get_nowait()
+            except queue.Empty:
+                break
+            if newer is None:
+                yield text
+                return
+            text = newer
+        yield text
+
 
 # ----------------------------------------------------------------------------------- formatting
 
@@ -494,11 +519,38 @@ class Handlers:
             return self._fail(f"这条消息没有处理成功：{self._plain(exc)}。输入框里的内容还在，可以稍后再发。", extra)
         return None
 
-    def send(self, sid: str, text: str) -> list:
+    def send(self, sid: str, text: str):
+        """Send an answer. With a model, the next question is shown as the model writes it (the turn runs in a
+        thread that finishes even if the page goes away), then the whole view is rendered from the engine."""
         if not (text or "").strip():
-            return self._fail("请先输入回答（或用下面的按钮：提示、跳过、更难）。", 1)
-        failed = self._send(sid, text, 1)
-        return failed if failed else [*self.view(sid), ""]
+            yield self._fail("请先输入回答（或用下面的按钮：提示、跳过、更难）。", 1)
+            return
+        if not sid or not self.iv.exists(sid):
+            yield self._fail("没有进行中的面试：请刷新页面或在「会话」页开始新面试。", 1)
+            return
+        drafts: queue.Queue[str | None] = queue.Queue()
+        outcome: dict[str, BaseException] = {}
+
+        def turn() -> None:
+            try:
+                self.iv.send(sid, text, on_text=drafts.put)
+            except Exception as exc:  # noqa: BLE001 - reported below in plain words
+                outcome["error"] = exc
+            finally:
+                drafts.put(None)
+
+        threading.Thread(target=turn, name=f"turn-{sid[:8]}", daemon=True).start()
+        shown: list[dict] | None = None
+        for draft in newest_drafts(drafts):
+            if shown is None:  # the chat as checkpointed so far: the answer and, when shown each turn, its grade
+                shown = chat_history(self.iv.state(sid))
+            bubble = {"role": "assistant", "content": esc_bot(draft) + ' <span class="typing">▍</span>'}
+            yield [gr.skip(), gr.skip(), [*shown, bubble]] + [gr.skip()] * (self.N_VIEW - 2)
+        if "error" in outcome:
+            log.warning("send failed: %s", self._plain(outcome["error"]))
+            yield self._fail(f"这条消息没有处理成功：{self._plain(outcome['error'])}。输入框里的内容还在，可以稍后再发。", 1)
+            return
+        yield [*self.view(sid), ""]
 
     def command(self, command: str):
         def run(sid: str) -> list:
@@ -650,6 +702,8 @@ CSS = """
 .status { padding: .3em .6em; border-radius: 4px; background: #eef5ee; font-size: .92em; }
 .status.error { background: #fdecea; color: #8a1c1c; }
 #command-row button { min-width: 0; }
+#chatbot .typing { color: #1565c0; animation: blink 1s steps(2, start) infinite; }
+@keyframes blink { to { visibility: hidden; } }
 #chatbot .top-panel > button:not(:last-of-type) { display: none; }  /* the toolbar's "clear": keep only copy-all */
 @media (min-width: 641px) { #harder-ksana { flex-grow: 2 !important; white-space: nowrap; } }
 @media (max-width: 640px) {

@@ -29,6 +29,12 @@ TEMPLATES = [
 ]
 
 
+def failed(errors: list[str], lock: threading.Lock) -> None:
+    """Record the running exception of a session thread (the test fails on it after all threads end)."""
+    with lock:
+        errors.append(traceback.format_exc())
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
 
@@ -62,9 +68,7 @@ def test_fifty_concurrent_sessions_without_errors_or_leakage(settings: Settings,
             sent[n] = mine
             return sid
         except Exception:
-            with lock:
-                errors.append(traceback.format_exc())
-            return None
+            return failed(errors, lock)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=SESSIONS) as pool:
@@ -89,3 +93,67 @@ def test_fifty_concurrent_sessions_without_errors_or_leakage(settings: Settings,
     print(f"\nload: {SESSIONS} sessions × {TURNS} turns in {wall:.1f} s → {turns / wall:.1f} turns/s; "
           f"turn latency p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95(latencies) * 1000:.0f} ms, "
           f"max {max(latencies) * 1000:.0f} ms")
+
+
+HTTP_SESSIONS = 10
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ten_sessions_through_the_http_app(built_index, tmp_path):
+    """10 browsers' worth of sessions at once through the app's HTTP API (gradio_client), 20 answers each."""
+    import shutil
+
+    from gradio_client import Client
+
+    from interviewer.services import build_services
+    from interviewer.ui import launch
+    from tests.test_ui_api import SID, free_port
+
+    shutil.copytree(built_index / "index", tmp_path / "data" / "index")
+    services = build_services(Settings(data_dir=tmp_path / "data", port=free_port()))
+    services.retriever.warm()
+    demo = launch(services, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{services.settings.port}/"
+    latencies: list[float] = []
+    errors: list[str] = []
+    sent: dict[int, list[str]] = {}
+    lock = threading.Lock()
+    barrier = threading.Barrier(HTTP_SESSIONS, timeout=120)
+
+    def session(n: int) -> str | None:
+        try:
+            client = Client(url, verbose=False)
+            sid = client.predict("", api_name="/new_session")[SID]
+            barrier.wait()
+            mine = []
+            for t in range(TURNS):
+                text = TEMPLATES[(n + t) % len(TEMPLATES)].format(tag=f"S{n:02d}-T{t:02d}")
+                started = time.perf_counter()
+                out = client.predict(sid, text, api_name="/send")
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                assert out[SID] == sid and out[-1] == "", "the turn was saved and the box cleared"
+                mine.append(text)
+            sent[n] = mine
+            return sid
+        except Exception:
+            return failed(errors, lock)
+
+    try:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=HTTP_SESSIONS) as pool:
+            sids = list(pool.map(session, range(HTTP_SESSIONS)))
+        wall = time.perf_counter() - started
+    finally:
+        demo.close()
+    assert not errors, errors[0]
+    assert len(set(sids)) == HTTP_SESSIONS
+    for n, sid in enumerate(sids):
+        state = services.interviewer.state(sid)
+        assert [t["answer"] for t in state["turns"]] == sent[n]
+        owners = {m.group(1) for m in TAG.finditer(to_json(build_transcript(state)))}
+        assert owners == {f"{n:02d}"}, f"session {n} transcript holds answers of sessions {owners}"
+    assert services.interviewer.store.integrity_ok()
+    print(f"\nHTTP load: {HTTP_SESSIONS} sessions × {TURNS} turns in {wall:.1f} s → {HTTP_SESSIONS * TURNS / wall:.1f} turns/s; "
+          f"turn p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95(latencies) * 1000:.0f} ms")

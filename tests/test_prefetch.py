@@ -27,15 +27,15 @@ CALL_S = 0.6
 class Recorder:
     """A stub-server responder: grades with ``covered`` (point ids), words follow-ups, and records call times."""
 
-    def __init__(self, covered: set[str]):
-        self.covered = covered
+    def __init__(self, covered: set[str], call_s: float = CALL_S):
+        self.covered, self.call_s = covered, call_s
         self.calls: list[tuple[str, float, float]] = []
         self._lock = threading.Lock()
 
     def __call__(self, body: dict):
         start = time.monotonic()
         kind = "grade" if body.get("tools") else "word"
-        time.sleep(CALL_S)
+        time.sleep(self.call_s)
         if kind == "grade":
             prompt = " ".join(str(m.get("content")) for m in body["messages"])
             ids = re.findall(r"id=(\S+) weight", prompt)
