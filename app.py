@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notes", action="append", help="a folder of your own notes (repeatable)")
     args = parser.parse_args(argv)
     quiet_environment()
-    settings = Settings.from_env()
+    settings, warning = Settings.from_env().with_saved()  # the settings tab's last choices, if any
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     changes = {k: v for k, v in {"port": args.port, "host": args.host}.items() if v}
     if args.notes:
         changes["notes_dirs"] = settings.notes_dirs + tuple(args.notes)

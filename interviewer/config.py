@@ -6,6 +6,7 @@ Every other module receives a :class:`Settings`; none calls ``os.getenv``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,7 @@ from typing import Literal
 
 APP_NAME = "llm-interviewer"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+SAVED_FIELDS = ("model", "base_url", "lang", "feedback", "notes_dirs", "plan")  # what the settings tab keeps across restarts
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -146,6 +148,37 @@ class Settings:
     @property
     def exports_dir(self) -> Path:
         return self.data_dir / "exports"
+
+    @property
+    def saved_path(self) -> Path:
+        return self.data_dir / "settings.json"
+
+    def save(self) -> None:
+        """Keep the choices made in the app's settings tab for the next start (never the key or the password)."""
+        values = {name: getattr(self, name) for name in SAVED_FIELDS}
+        values["notes_dirs"] = [str(p) for p in self.notes_dirs]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.saved_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(values, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(self.saved_path)
+
+    def with_saved(self) -> tuple[Settings, str]:
+        """These settings with the choices saved by :meth:`save` on top, and a warning if the file was unusable."""
+        if not self.saved_path.is_file():
+            return self, ""
+        try:
+            values = json.loads(self.saved_path.read_text(encoding="utf-8"))
+            changes = {k: v for k, v in values.items() if k in SAVED_FIELDS}
+            notes = changes.get("notes_dirs", [str(p) for p in self.notes_dirs])
+            if not isinstance(notes, list) or not all(isinstance(p, str) for p in notes):
+                raise ValueError("notes_dirs must be a list of folders")
+            if not all(isinstance(changes.get(k, ""), str) for k in ("model", "base_url", "plan")):
+                raise ValueError("model, base_url and plan must be text")
+            if changes.get("lang", self.lang) not in ("zh", "en") or changes.get("feedback", self.feedback) not in ("each", "end"):
+                raise ValueError("lang must be zh|en and feedback each|end")
+            return self.with_(**(changes | {"notes_dirs": tuple(Path(p) for p in notes)})), ""
+        except Exception as exc:  # noqa: BLE001 - a broken file is reported and ignored, never fatal
+            return self, f"ignored {self.saved_path}: {type(exc).__name__}: {exc}"[:300]
 
     def secrets(self) -> list[str]:
         """Values that must never appear in logs, transcripts or exports."""

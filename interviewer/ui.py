@@ -583,6 +583,10 @@ class Handlers:
                 s.lang, s.feedback, "\n".join(str(p) for p in s.notes_dirs)]
 
     def _apply(self, new, model) -> None:
+        try:
+            new.save()
+        except OSError as exc:  # the choice still applies to this run
+            log.warning("settings not saved: %s", exc)
         self.services.settings = new
         self.services.model = model
         self.services.retriever.settings = new
@@ -609,8 +613,10 @@ class Handlers:
         where = "离线评分" if new.offline else f"{new.model} @ {new.base_url or '默认地址'}"
         if not new.offline and not new.api_key and not new.base_url:
             where += "（缺少 API key）"
-        words = (f"已应用：{where}；新面试的语言：{'中文' if new.lang == 'zh' else 'English'}；"
+        words = (f"已应用并保存：{where}；新面试的语言：{'中文' if new.lang == 'zh' else 'English'}；"
                  f"评分显示：{'每题之后' if new.feedback == 'each' else '结束时'}。")
+        if new.api_key and not new.offline:
+            words += "API key 只保存在内存里，重启后需要重新填写（或写进 .env 的 OPENAI_API_KEY）。"
         return [status_html(words), gr.update(value="", placeholder="已设置（不显示）" if new.api_key else "sk-…（本机服务可留空）")]
 
     def reindex(self, folders: str, progress=gr.Progress()) -> str:

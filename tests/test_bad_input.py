@@ -429,3 +429,15 @@ def test_cli_resume_of_an_unknown_session(cli_env, tmp_path: Path, capsys):
     answers.write_text('{"say": "你好"}\n', encoding="utf-8")
     assert cli_main([*cli_env, "--answers", str(answers), "--resume", "no-such-session"]) == 2
     assert "no session 'no-such-session'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe not json", b"[1, 2]", b'{"lang": "fr"}', b'{"model": 5}',
+                                     b'{"notes_dirs": "/etc"}', b'{"plan": "drill", "port": 1}'])
+def test_a_broken_saved_settings_file_is_ignored_with_a_warning(tmp_path: Path, content: bytes):
+    base = Settings(data_dir=tmp_path)
+    base.saved_path.write_bytes(content)
+    settings, warning = base.with_saved()
+    if content == b'{"plan": "drill", "port": 1}':  # known keys apply, others (the port) are ignored
+        assert not warning and settings.plan == "drill" and settings.port == base.port
+    else:
+        assert warning and str(base.saved_path) in warning and settings == base

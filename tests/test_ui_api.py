@@ -160,8 +160,14 @@ def test_settings_never_echo_the_api_key(client, services):
     assert secret not in status and secret not in json.dumps(key_field)
     assert (key_field.get("value") if isinstance(key_field, dict) else key_field) == ""
     assert services.settings.api_key == secret and services.interviewer.model is not None
+    saved = services.settings.saved_path.read_text(encoding="utf-8")
+    assert secret not in saved and "stub-model" in saved  # kept for the next start, without the key
+    restarted, warning = Settings(data_dir=services.settings.data_dir).with_saved()
+    assert not warning and restarted.model == "stub-model" and restarted.base_url == "http://127.0.0.1:9/v1"
+    assert restarted.api_key == ""
     status, key_field = client.predict(MODE_OFFLINE, "", "", "", "zh", "each", api_name="/apply_settings")
     assert services.interviewer.model is None and secret not in json.dumps(key_field)
+    assert Settings(data_dir=services.settings.data_dir).with_saved()[0].offline
     assert secret not in json.dumps(client.predict("", api_name="/new_session")[:2], ensure_ascii=False)
 
 
@@ -200,6 +206,7 @@ def test_reindex_adds_and_removes_own_notes(client, services, tmp_path):
     assert "索引完成" in status
     assert services.settings.notes_dirs == (notes,) and services.interviewer.settings.notes_dirs == (notes,)
     assert any(a.startswith("调度.md § ") for a in services.retriever.addresses())
+    assert Settings(data_dir=services.settings.data_dir).with_saved()[0].notes_dirs == (notes,)  # indexed again at restart
     assert "找不到" in client.predict(str(tmp_path / "nope"), api_name="/reindex")
     status = client.predict("", api_name="/reindex")  # back to the built-in notes only
     assert "索引完成" in status and not any(a.startswith("调度.md") for a in services.retriever.addresses())
