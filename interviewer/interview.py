@@ -621,4 +621,9 @@ class Interviewer:
     def _answer_candidate_question(self, question: str, lang: str, sid: str | None = None) -> tuple[str, list[dict]]:
         from interviewer.reverse import answer_question
 
-        return answer_question(question, self.retriever, self.model, lang, max(0.1, self._budget(sid, 0.8)), self._pool)
+        stream = TextStream(clean=str.strip)
+        stream.attach(self._listeners.get(sid or ""))
+        try:
+            return answer_question(question, self.retriever, self.model, lang, max(0.1, self._budget(sid, 0.8)), self._pool, stream)
+        finally:
+            stream.detach()

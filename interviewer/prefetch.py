@@ -44,6 +44,11 @@ class TextStream:
         if listener and text:
             _safe(listener, text)
 
+    def reset(self) -> None:
+        """Start over (an agent's model call that ended in a tool call, not in the answer)."""
+        with self._lock:
+            self._raw = ""
+
     def attach(self, listener: Listener | None) -> None:
         with self._lock:
             self._listener = listener

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
+from langchain_core.messages import AIMessageChunk, ToolMessage
+
+from interviewer.prefetch import TextStream
 from interviewer.retrieval import Passage, Retriever, content_words
 
 MIN_SHARED_WORDS = 0.5  # share of the question's content words that the passage must contain
@@ -32,7 +35,26 @@ def answer_offline(question: str, retriever: Retriever | None, lang: str) -> tup
     return lead + excerpt, [{"source": q.source, "heading": q.heading} for q in good[:2]]
 
 
-def answer_with_agent(question: str, retriever: Retriever, model, lang: str) -> tuple[str, list[dict]]:
+def _run_agent(agent, inputs: dict, stream: TextStream | None) -> str:
+    """The agent's final answer; with ``stream``, the text of each model call is streamed as it arrives and
+    dropped again when that call turns out to be a tool call rather than the answer."""
+    if stream is None:
+        return agent.invoke(inputs)["messages"][-1].text.strip()
+    final = ""
+    for mode, data in agent.stream(inputs, stream_mode=["messages", "values"]):
+        if mode == "values":
+            final = data["messages"][-1].text if data.get("messages") else final
+            continue
+        chunk = data[0]
+        if isinstance(chunk, ToolMessage) or getattr(chunk, "tool_call_chunks", None):
+            stream.reset()
+        elif isinstance(chunk, AIMessageChunk) and isinstance(chunk.text, str) and chunk.text:
+            stream.push(chunk.text)
+    return final.strip()
+
+
+def answer_with_agent(question: str, retriever: Retriever, model, lang: str,
+                      stream: TextStream | None = None) -> tuple[str, list[dict]]:
     from langchain.agents import create_agent
     from langchain_core.tools import tool
 
@@ -48,8 +70,7 @@ def answer_with_agent(question: str, retriever: Retriever, model, lang: str) -> 
         return "\n\n".join(f"[{p.address}]\n{p.text[:600]}" for p in hits) or "(no results)"
 
     agent = create_agent(model, [search_notes], system_prompt=render("reverse", lang="中文" if lang == "zh" else "English"))
-    result = agent.invoke({"messages": [{"role": "user", "content": fence(question, "candidate_question")}]})
-    text = result["messages"][-1].text.strip()
+    text = _run_agent(agent, {"messages": [{"role": "user", "content": fence(question, "candidate_question")}]}, stream)
     cites = []
     for p in found:
         c = {"source": p.source, "heading": p.heading}
@@ -63,11 +84,12 @@ def answer_with_agent(question: str, retriever: Retriever, model, lang: str) -> 
 
 
 def answer_question(question: str, retriever: Retriever | None, model, lang: str, deadline_s: float,
-                    pool: Executor) -> tuple[str, list[dict]]:
-    """The interviewer's answer and its citations; the agent when a model is configured, else offline."""
+                    pool: Executor, stream: TextStream | None = None) -> tuple[str, list[dict]]:
+    """The interviewer's answer and its citations; the agent when a model is configured (its answer streamed
+    into ``stream``), else offline."""
     if model is None or retriever is None:
         return answer_offline(question, retriever, lang)
     try:
-        return pool.submit(answer_with_agent, question, retriever, model, lang).result(timeout=deadline_s)
+        return pool.submit(answer_with_agent, question, retriever, model, lang, stream).result(timeout=deadline_s)
     except Exception:
         return answer_offline(question, retriever, lang)

@@ -132,3 +132,31 @@ def test_text_stream_replays_to_a_late_listener_and_survives_a_broken_one():
     stream.attach(broken)
     stream.push(" 再说说带宽。")  # a listener that raises does not break the producer
     assert stream.text == "每一步要读多少显存？ 再说说带宽。"
+
+
+def test_reverse_stage_agent_searches_the_notes_cites_them_and_streams(model_settings, stub_server, retriever):
+    """The candidate's own question goes to the create_agent agent: it calls the notes tool, answers citing
+    what the tool returned, and the answer streams (the tool-call turn is never shown)."""
+    from interviewer.stubs import tool_call
+
+    def respond(body: dict):
+        tool_results = [m["content"] for m in body["messages"] if m.get("role") == "tool"]
+        if not tool_results:
+            return tool_call("search_notes", {"query": "PagedAttention block table 映射"})
+        address = re.search(r"\[([^\]\n]+ § [^\]\n]+)\]", tool_results[0]).group(1)
+        return f"根据笔记 [{address}]：block table 把逻辑块号映射到物理块号，物理块不必连续。"
+
+    stub_server.responder = respond
+    stub_server.chunk_chars, stub_server.chunk_delay_s = 4, 0.02
+    iv = Interviewer(model_settings, retriever, build_chat_model(model_settings), SessionStore(model_settings.db_path))
+    sid = iv.start().session_id
+    while iv.state(sid)["current"]["question_id"] != "reverse_questions":
+        iv.send(sid, "/skip")
+    seen: list[str] = []
+    reply = iv.send(sid, "PagedAttention 的 block table 具体是怎么映射的？", seconds=30, on_text=seen.append)
+    answer = [m for m in reply.messages if m.get("kind") == "reverse_answer"][0]
+    assert "block table 把逻辑块号映射到物理块号" in answer["content"]
+    assert answer["citations"] and all(f"{c['source']} § {c['heading']}" in retriever.addresses() for c in answer["citations"])
+    assert len(seen) >= 2 and seen[-1] == answer["content"]
+    assert any(s in answer["content"] and s != answer["content"] for s in seen), "the answer arrived in pieces"
+    assert any(m.get("role") == "tool" for m in stub_server.requests[-1]["messages"]), "the agent used the notes tool"
