@@ -2,8 +2,10 @@
 
 Nothing here grades, retrieves or decides; every handler calls the engine and renders its state.
 The whole chat is re-rendered from the session's checkpointed state, so a page refresh or an app
-restart shows exactly what the engine has. The session id lives in the browser (``gr.BrowserState``,
-encrypted with a secret kept in the data directory so it survives restarts).
+restart shows exactly what the engine has; only while a model is still writing the next question (or
+an answer in the reverse stage) does ``send`` show it as a provisional bubble. The session id lives in
+the browser (``gr.BrowserState``, encrypted with a secret kept in the data directory so it survives
+restarts).
 
 Named API endpoints (for ``gradio_client``): ``new_session``, ``send``, ``harder_ksana``, ``harder``,
 ``hint``, ``skip``, ``end``, ``rate``, ``export``, ``list_sessions``, ``resume``, ``apply_settings``,
