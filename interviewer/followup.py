@@ -47,12 +47,14 @@ def cite(note: str) -> dict:
 
 def grounding(retriever: Retriever | None, point_text: str, answer: str, note: str, topic: str | None = None) -> list[dict]:
     """Citations for a follow-up: the authored note section first, then what retrieval finds for
-    the missed point in the light of what the candidate said (only sections that exist)."""
+    the missed point in the light of what the candidate said (only sections that exist). The dense half
+    embeds the point alone (its embedding is reused whenever that point is probed again); the lexical
+    half also reads the candidate's words."""
     cites = [cite(note)]
     if retriever is None:
         return cites
     query = f"{point_text} {answer[:200]}"
-    for p in retriever.search(query, k=3):
+    for p in retriever.search(query, k=3, dense_query=point_text):
         c = {"source": p.source, "heading": p.heading}
         if c not in cites and (p.origin == "own" or not topic or p.topic == topic or len(cites) < 2):
             cites.append(c)

@@ -23,7 +23,7 @@ Mode = Literal["hybrid", "dense", "lexical"]
 log = logging.getLogger(__name__)
 RRF_K = 10  # chosen on eval/retrieval (60 gave hit@5 0.945, MRR 0.841; 10 gave 0.959, 0.851)
 CANDIDATES = 30
-QUERY_CACHE = 256  # query embeddings kept (≈1.5 KB each)
+QUERY_CACHE = 1024  # query embeddings kept (≈1.5 KB each)
 # The dense half embeds at most this many query tokens (the lexical half reads the whole query). Embedding costs
 # ~2 ms per token on one core; follow-up grounding queries (a key point + the answer) run to 150+ tokens. On the 146
 # eval queries (p95 39 tokens) 48 changes nothing: hybrid hit@5 0.959, MRR 0.851 either way (32 gave MRR 0.845).
@@ -176,15 +176,16 @@ class Retriever:
         return [self._ids[i] for i in keep[:n]]
 
     def search(self, query: str, k: int = 5, topic: str | None = None, origin: str | None = None,
-               mode: Mode = "hybrid") -> list[Passage]:
-        """The ``k`` best passages for ``query``; ``topic``/``origin`` filter by note metadata."""
+               mode: Mode = "hybrid", dense_query: str | None = None) -> list[Passage]:
+        """The ``k`` best passages for ``query``; ``topic``/``origin`` filter by note metadata. ``dense_query``
+        (default ``query``) is what the dense half embeds, e.g. the concept alone when ``query`` adds context."""
         query = (query or "").strip()[:2000]
         if not query:
             return []
         self.refresh()
         rankings = []
         if mode in ("hybrid", "dense"):
-            rankings.append(self._dense(query, CANDIDATES, self._where(topic, origin)))
+            rankings.append(self._dense((dense_query or "").strip()[:2000] or query, CANDIDATES, self._where(topic, origin)))
         if mode in ("hybrid", "lexical"):
             rankings.append(self._lexical(query, CANDIDATES, topic, origin))
         fused: dict[str, float] = {}

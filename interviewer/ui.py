@@ -882,8 +882,11 @@ def launch(services, **overrides):
     )
     options.update(overrides)
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
-    # Load the embedder and BM25 while the page opens, not on the first answer. Not a daemon: a daemon thread
-    # still inside the embedder's C code when the interpreter exits crashes it (SIGSEGV, seen in the CLI).
+    block = not options.pop("prevent_thread_lock", False)
+    demo.launch(**options, prevent_thread_lock=True)
+    # Load the embedder and BM25 once the server is up, not on the first answer (nor before the first page).
+    # Not a daemon: a daemon thread still inside the embedder's C code when the interpreter exits crashes it.
     threading.Thread(target=services.retriever.warm, name="warm-up").start()
-    demo.launch(**options)
+    if block:
+        demo.block_thread()
     return demo
