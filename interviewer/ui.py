@@ -541,7 +541,7 @@ class Handlers:
             finally:
                 drafts.put(None)
 
-        threading.Thread(target=turn, name=f"turn-{sid[:8]}", daemon=True).start()
+        threading.Thread(target=turn, name=f"turn-{sid[:8]}").start()  # not a daemon: a turn under way finishes on exit
         shown: list[dict] | None = None
         for draft in newest_drafts(drafts):
             if shown is None:  # the chat as checkpointed so far: the answer and, when shown each turn, its grade
