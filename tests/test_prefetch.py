@@ -21,7 +21,7 @@ ANSWER = ("KV Cache 就是把之前 token 算出来的 K 和 V 存起来。因�
           "下一步只要算新 token 的 K、V，再跟缓存里的拼起来做 attention 就行，不用把整个句子重新算一遍，所以速度快很多。")
 QUOTE = "KV Cache 就是把之前 token 算出来的 K 和 V 存起来"
 WORDED = "你说缓存里的 K、V 可以直接复用，那每一步 decode 的计算量和整段生成的计算量分别是什么量级？[1]"
-CALL_S = 0.6
+CALL_S = 1.0  # long enough that the two calls overlap even on a slow machine
 
 
 class Recorder:
