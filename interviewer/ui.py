@@ -510,15 +510,24 @@ class Handlers:
 
     # -- interview
 
-    def _send(self, sid: str, text: str, extra: int = 0) -> list | None:
-        """Send text; None on success, else the failure outputs."""
+    def _no_session(self, sid: str, extra: int = 0) -> list | None:
+        """The failure outputs when ``sid`` names no session, else None."""
         if not sid or not self.iv.exists(sid):
             return self._fail("没有进行中的面试：请刷新页面或在「会话」页开始新面试。", extra)
+        return None
+
+    def _send_failed(self, exc: BaseException, extra: int = 0) -> list:
+        log.warning("send failed: %s", self._plain(exc))
+        return self._fail(f"这条消息没有处理成功：{self._plain(exc)}。输入框里的内容还在，可以稍后再发。", extra)
+
+    def _send(self, sid: str, text: str, extra: int = 0) -> list | None:
+        """Send text; None on success, else the failure outputs."""
+        if missing := self._no_session(sid, extra):
+            return missing
         try:
             self.iv.send(sid, text)
         except Exception as exc:  # noqa: BLE001
-            log.warning("send failed: %s", self._plain(exc))
-            return self._fail(f"这条消息没有处理成功：{self._plain(exc)}。输入框里的内容还在，可以稍后再发。", extra)
+            return self._send_failed(exc, extra)
         return None
 
     def send(self, sid: str, text: str):
@@ -527,8 +536,8 @@ class Handlers:
         if not (text or "").strip():
             yield self._fail("请先输入回答（或用下面的按钮：提示、跳过、更难）。", 1)
             return
-        if not sid or not self.iv.exists(sid):
-            yield self._fail("没有进行中的面试：请刷新页面或在「会话」页开始新面试。", 1)
+        if missing := self._no_session(sid, 1):
+            yield missing
             return
         drafts: queue.Queue[str | None] = queue.Queue()
         outcome: dict[str, BaseException] = {}
@@ -548,11 +557,7 @@ class Handlers:
                 shown = chat_history(self.iv.state(sid))
             bubble = {"role": "assistant", "content": esc_bot(draft) + ' <span class="typing">▍</span>'}
             yield [gr.skip(), gr.skip(), [*shown, bubble]] + [gr.skip()] * (self.N_VIEW - 2)
-        if "error" in outcome:
-            log.warning("send failed: %s", self._plain(outcome["error"]))
-            yield self._fail(f"这条消息没有处理成功：{self._plain(outcome['error'])}。输入框里的内容还在，可以稍后再发。", 1)
-            return
-        yield [*self.view(sid), ""]
+        yield self._send_failed(outcome["error"], 1) if "error" in outcome else [*self.view(sid), ""]
 
     def command(self, command: str):
         def run(sid: str) -> list:
