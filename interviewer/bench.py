@@ -242,16 +242,18 @@ def long_plan(bank: dict):
                                                                    "budget_s": 10 ** 6, "questions": ids}]})
 
 
+def stub_reply(grading: bool):
+    """What the bench's stub model says: a valid, strict grade (every point missed) or a follow-up citing passage 1."""
+    if grading:
+        return {"points": [], "misconceptions": [], "feedback": "ok"}
+    return "你刚才提到的这一点，能结合笔记再具体说说吗？[1]"
+
+
 def stub_model():
-    """An in-process chat model that records every call: a valid grade for the grader, a question for follow-ups."""
+    """An in-process chat model that records every call (replies from :func:`stub_reply`)."""
     from interviewer.stubs import StubChatModel
 
-    def respond(call):
-        if call.tools:
-            return {"points": [], "misconceptions": [], "feedback": "ok"}
-        return "你刚才提到的这一点，能结合笔记再具体说说吗？[1]"
-
-    return StubChatModel(responder=respond)
+    return StubChatModel(responder=lambda call: stub_reply(bool(call.tools)))
 
 
 def bench_tokens(ready: Settings, retriever, sizes: Sizes, out: dict) -> None:
@@ -303,9 +305,7 @@ def bench_model_turns(ready: Settings, retriever, sizes: Sizes, out: dict) -> No
 
     def respond(body: dict):
         time.sleep(MODEL_CALL_S)
-        if body.get("tools"):
-            return {"points": [], "misconceptions": [], "feedback": "ok"}  # a strict grader: every point missed
-        return "你刚才提到的这一点，能结合笔记再具体说说吗？[1]"
+        return stub_reply(bool(body.get("tools")))
 
     with StubOpenAIServer(responder=respond, chunk_chars=6) as server:
         for prefetch in (True, False):

@@ -330,8 +330,7 @@ class Interviewer:
             return grading.result(timeout=max(0.1, self._budget(sid, 0.7)))
         except FutureTimeout:
             grading.cancel()  # still queued behind slow calls: never run it
-            g = offline
-            return g.model_copy(update={"grader": "offline (fallback)", "notice": "模型响应超时，本题已改用离线评分。"})
+            return offline.model_copy(update={"grader": "offline (fallback)", "notice": "模型响应超时，本题已改用离线评分。"})
 
     def _adjust(self, grade: Grade, deduction: int, seconds: float, budget: int, lang: str) -> Grade:
         updates: dict[str, Any] = {}
