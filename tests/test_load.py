@@ -35,6 +35,12 @@ def failed(errors: list[str], lock: threading.Lock) -> None:
         errors.append(traceback.format_exc())
 
 
+def assert_only_own_answers(state: dict, n: int) -> None:
+    """Session ``n``'s exported transcript holds no other session's tagged answers."""
+    owners = {m.group(1) for m in TAG.finditer(to_json(build_transcript(state)))}
+    assert owners == {f"{n:02d}"}, f"session {n} transcript holds answers of sessions {owners}"
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
 
@@ -84,9 +90,7 @@ def test_fifty_concurrent_sessions_without_errors_or_leakage(settings: Settings,
         users = [m["content"] for m in state["messages"] if m["role"] == "user"]
         assert users == sent[n], f"session {n}: its messages are exactly its own answers, in order"
         assert [t["answer"] for t in state["turns"]] == sent[n]
-        exported = to_json(build_transcript(state))
-        owners = {m.group(1) for m in TAG.finditer(exported)}
-        assert owners == {f"{n:02d}"}, f"session {n} transcript holds answers of sessions {owners}"
+        assert_only_own_answers(state, n)
     assert len(fresh.store.list(limit=1000)) == SESSIONS
 
     turns = SESSIONS * TURNS
@@ -152,8 +156,7 @@ def test_ten_sessions_through_the_http_app(built_index, tmp_path):
     for n, sid in enumerate(sids):
         state = services.interviewer.state(sid)
         assert [t["answer"] for t in state["turns"]] == sent[n]
-        owners = {m.group(1) for m in TAG.finditer(to_json(build_transcript(state)))}
-        assert owners == {f"{n:02d}"}, f"session {n} transcript holds answers of sessions {owners}"
+        assert_only_own_answers(state, n)
     assert services.interviewer.store.integrity_ok()
     print(f"\nHTTP load: {HTTP_SESSIONS} sessions × {TURNS} turns in {wall:.1f} s → {HTTP_SESSIONS * TURNS / wall:.1f} turns/s; "
           f"turn p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {p95(latencies) * 1000:.0f} ms")
