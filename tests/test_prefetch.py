@@ -107,10 +107,8 @@ def test_a_wrong_guess_is_dropped_and_the_real_move_is_worded(model_settings, st
 
 
 def test_offline_turns_prepare_nothing(settings, retriever):
-    iv = Interviewer(settings, retriever, None, SessionStore(settings.db_path))
-    sid = iv.start().session_id
-    while iv.state(sid)["current"]["question_id"] != "kv_cache":
-        iv.send(sid, "/skip")
+    iv, sid = interviewer_at_kv_cache(settings, retriever)  # offline settings: no model is built
+    assert iv.model is None
     seen: list[str] = []
     reply = iv.send(sid, ANSWER, seconds=60, on_text=seen.append)
     assert reply.state["current"]["kind"] == "follow_up" and not seen
