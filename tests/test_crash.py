@@ -38,7 +38,7 @@ def script_lines(tag: str) -> list[str]:
 
 def child_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERVIEWER_", "OPENAI_"))}
-    env.update(PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False",
+    env.update(PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False",
                PYTHONPATH=str(ROOT), XDG_DATA_HOME=str(tmp / "xdg"))
     return env
 

@@ -149,7 +149,7 @@ def test_api_key_never_printed_by_the_cli(stub_server: StubOpenAIServer, built_i
                                ["我是研究生。", "KV cache 缓存 K 和 V。", "/hint", "/end"]), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERVIEWER_", "OPENAI_"))}
     env.update(OPENAI_API_KEY=SECRET, OPENAI_BASE_URL=stub_server.base_url, INTERVIEWER_MODEL="stub-model",
-               INTERVIEWER_TIMEOUT="2", INTERVIEWER_TURN_DEADLINE="5", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+               INTERVIEWER_TIMEOUT="2", INTERVIEWER_TURN_DEADLINE="5", PYTHONPATH=str(ROOT),
                LANGCHAIN_VERBOSE="true", OPENAI_LOG="debug")
     out = subprocess.run([sys.executable, "-m", "interviewer", "--data-dir", str(data), "interview", "--answers",
                           str(answers), "--export", str(tmp_path / "r.html")], capture_output=True, text=True,
