@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
-
 from interviewer.audit import VERDICT_ZH, audit_paths
 from interviewer.commands import RATINGS, parse_command
 from interviewer.config import is_loopback
+from interviewer.gradio_import import import_gradio
 from interviewer.transcript import STAGE_NAMES, build_transcript, render, safe_export_path
 
+gr = import_gradio()
 log = logging.getLogger(__name__)
 
 AUTH_USER = "interviewer"
