@@ -11,11 +11,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args, get_type_hints
 
 APP_NAME = "llm-interviewer"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SAVED_FIELDS = ("model", "base_url", "lang", "feedback", "notes_dirs", "plan")  # what the settings tab keeps across restarts
+CHOICES = ("lang", "feedback")  # fields whose Literal type lists the allowed values
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -127,6 +128,11 @@ class Settings:
             )
         if not 0 < self.port < 65536:
             raise ValueError(f"port {self.port} is out of range")
+        hints = get_type_hints(Settings)
+        for name in CHOICES:
+            allowed = get_args(hints[name])
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {'|'.join(allowed)}, not {getattr(self, name)!r}")
 
     @property
     def offline(self) -> bool:
@@ -174,8 +180,6 @@ class Settings:
                 raise ValueError("notes_dirs must be a list of folders")
             if not all(isinstance(changes.get(k, ""), str) for k in ("model", "base_url", "plan")):
                 raise ValueError("model, base_url and plan must be text")
-            if changes.get("lang", self.lang) not in ("zh", "en") or changes.get("feedback", self.feedback) not in ("each", "end"):
-                raise ValueError("lang must be zh|en and feedback each|end")
             return self.with_(**(changes | {"notes_dirs": tuple(Path(p) for p in notes)})), ""
         except Exception as exc:  # noqa: BLE001 - a broken file is reported and ignored, never fatal
             return self, f"ignored {self.saved_path}: {type(exc).__name__}: {exc}"[:300]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from interviewer.answer_text import clean_text, is_injection
 from interviewer.grading import Citation, Grade
 from interviewer.knowledge import KeyPoint, Question
-from interviewer.prefetch import TextStream
+from interviewer.prefetch import CITATION_MARK, TextStream
 from interviewer.retrieval import Passage, Retriever
 
 HINT_DEDUCTIONS = (5, 10, 15)  # per level; cumulative
@@ -169,10 +169,10 @@ def phrase_with_model(model, move: Move, passages: list[Passage], answer: str, l
         text = _model_text(model, prompt, stream)
     except Exception:
         return move
-    refs = {int(n) for n in re.findall(r"\[(\d)\]", text)}
+    refs = {int(n) for n in CITATION_MARK.findall(text)}
     cites = [{"source": passages[n - 1].source, "heading": passages[n - 1].heading} for n in sorted(refs)
              if 0 < n <= len(passages)]
-    body = re.sub(r"\s*\[\d\]", "", text).strip()
+    body = CITATION_MARK.sub("", text).strip()
     if not body or len(body) > 400 or not valid_citations(cites, addresses):
         return move
     if not re.search(r"[?？]", body) or is_injection(clean_text(body)):  # a question, not an announcement or an order

@@ -93,7 +93,7 @@ class Chunk:
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha1(f"{DENSE_CHARS}|{self.heading}\n{self.text}\n{self.expansion}".encode()).hexdigest()
+        return hashlib.sha1(f"{ENGINE}|{DENSE_CHARS}|{self.heading}\n{self.text}\n{self.expansion}".encode()).hexdigest()
 
     @property
     def embed_hash(self) -> str:

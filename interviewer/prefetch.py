@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 Listener = Callable[[str], None]
-CITATION_MARK = re.compile(r"\s*\[\d+\]")
+CITATION_MARK = re.compile(r"\s*\[(\d+)\]")  # group 1: the passage number
 OPEN_MARK = re.compile(r"\s*\[\d*$")  # a marker cut in half at the end of what has arrived
 
 

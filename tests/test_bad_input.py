@@ -431,7 +431,7 @@ def test_cli_resume_of_an_unknown_session(cli_env, tmp_path: Path, capsys):
     assert "no session 'no-such-session'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content", [b"", b"\xff\xfe not json", b"[1, 2]", b'{"lang": "fr"}', b'{"model": 5}',
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe not json", b"[1, 2]", b'{"lang": "fr"}', b'{"feedback": "later"}', b'{"model": 5}',
                                      b'{"notes_dirs": "/etc"}', b'{"plan": "drill", "port": 1}'])
 def test_a_broken_saved_settings_file_is_ignored_with_a_warning(tmp_path: Path, content: bytes):
     base = Settings(data_dir=tmp_path)

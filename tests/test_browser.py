@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,14 +64,14 @@ def _free_port() -> int:
 class App:
     """`python app.py --port N` in a subprocess with its own data dir; can be restarted on the same port."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, **env: str) -> None:
         self.data, self.port = data, _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.env = {**os.environ, "INTERVIEWER_DATA_DIR": str(data), "GRADIO_TEMP_DIR": str(data / "gradio-tmp"),
                     "INTERVIEWER_MODEL": "offline", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "",
                     "INTERVIEWER_HOST": "127.0.0.1", "INTERVIEWER_FEEDBACK": "each", "INTERVIEWER_LANG": "zh",
                     "INTERVIEWER_NOTES": "", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-                    "PYTHONUNBUFFERED": "1"}
+                    "PYTHONUNBUFFERED": "1"} | env
         self.log = data / "app.log"
         self.proc: subprocess.Popen | None = None
 
@@ -102,18 +103,23 @@ class App:
                 self.proc.wait()
 
 
-@pytest.fixture(scope="module")
-def app(built_index: Path, tmp_path_factory):
+@contextmanager
+def _running_app(built_index: Path, data: Path, **env: str):
     """The app over a private copy of the index built once per run (so start-up is quick)."""
-    _require_browser()
-    data = tmp_path_factory.mktemp("browser-data")
     shutil.copytree(built_index / "index", data / "index")
-    server = App(data)
+    server = App(data, **env)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def app(built_index: Path, tmp_path_factory):
+    _require_browser()
+    with _running_app(built_index, tmp_path_factory.mktemp("browser-data")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +282,45 @@ def test_interview_in_the_browser(browser, app, tmp_path):  # browser first: ski
 
     assert dialogs == [], f"a dialog opened: {dialogs}"
     context.close()
+
+
+# Collects every interviewer bubble the page shows while a model is still writing it (the ▍ cursor).
+WATCH_DRAFTS = """() => {
+  window.__drafts = [];
+  new MutationObserver(() => {
+    for (const b of document.querySelectorAll('#chatbot [data-testid="bot"]')) {
+      const t = b.innerText;
+      if (t.includes('\u258d') && !window.__drafts.includes(t)) window.__drafts.push(t);
+    }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.mark.timeout(300)
+def test_a_model_worded_question_streams_in_the_browser(browser, built_index, tmp_path):
+    """With a model (the real ChatOpenAI in the app → a stub server here), the follow-up appears word by word."""
+    from playwright.sync_api import expect
+
+    from interviewer.stubs import StubOpenAIServer
+    from tests.test_prefetch import ANSWER, WORDED, Recorder
+
+    words = WORDED.split("[")[0]
+    with StubOpenAIServer(chunk_chars=3, chunk_delay_s=0.05, responder=Recorder(set(), call_s=0.2)) as stub, \
+            _running_app(built_index, tmp_path / "data", INTERVIEWER_MODEL="stub-model", OPENAI_BASE_URL=stub.base_url,
+                         OPENAI_API_KEY="sk-browser-SECRET") as app:
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+        page.goto(app.url)
+        expect(page.locator(BOT).first).to_contain_text("自我介绍", timeout=60_000)
+        page.evaluate(WATCH_DRAFTS)
+        for answer in (SELF_INTRO, ANSWER):  # the first answer the model finds gaps in gets a worded follow-up
+            _send(page, answer)
+            expect(page.locator("#answer-box textarea")).to_have_value("", timeout=30_000)  # the turn is saved
+            if words in page.locator(BOT).last.inner_text():
+                break
+        final = page.locator(BOT).last.inner_text()
+        drafts = page.evaluate("window.__drafts")
+        assert words in final and "\u258d" not in final, final
+        assert any(words[:6] in d and words not in d for d in drafts), f"no partial draft was shown: {drafts}"
+        assert stub.requests, "the app called the model"
+        _shot(page, "09-streamed-question")
+        page.close()
