@@ -8,13 +8,14 @@ combined with reciprocal rank fusion.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from rank_bm25 import BM25Okapi
+import numpy as np
 
 from interviewer.config import Settings
 from interviewer.index import E5Embedding, open_collection
@@ -75,6 +76,51 @@ def content_words(text: str) -> set[str]:
     return {t for t in tokenize(text, bigrams=False) if len(t) >= 2}
 
 
+class Bm25:
+    """Okapi BM25 (k1 1.5, b 0.75, negative idf floored at 0.25 × the mean idf, as in ``rank_bm25.BM25Okapi``) over
+    an inverted index: each term keeps the documents that contain it and its precomputed weight there, so a query
+    touches only those postings (rank_bm25 loops over every document for every query word: at 10,000 chunks that
+    was most of a search's 198 ms p95)."""
+
+    K1, B, EPSILON = 1.5, 0.75, 0.25
+
+    def __init__(self, corpus: list[list[str]]) -> None:
+        self.size = len(corpus)
+        lengths = np.array([len(doc) for doc in corpus], dtype=np.float64)
+        norm = self.K1 * (1 - self.B + self.B * lengths / max(lengths.mean(), 1e-9))
+        postings: dict[str, tuple[list[int], list[int]]] = {}
+        for i, doc in enumerate(corpus):
+            counts: dict[str, int] = {}
+            for word in doc:
+                counts[word] = counts.get(word, 0) + 1
+            for word, tf in counts.items():
+                docs, tfs = postings.setdefault(word, ([], []))
+                docs.append(i)
+                tfs.append(tf)
+        idf = {w: math.log(self.size - len(d) + 0.5) - math.log(len(d) + 0.5) for w, (d, _) in postings.items()}
+        floor = self.EPSILON * (sum(idf.values()) / max(1, len(idf)))
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for word, (docs, tfs) in postings.items():
+            ids, tf = np.array(docs), np.array(tfs, dtype=np.float64)
+            weight = idf[word] if idf[word] >= 0 else floor
+            self._postings[word] = (ids, weight * (tf * (self.K1 + 1) / (tf + norm[ids])))
+
+    def scores(self, query: list[str]) -> np.ndarray:
+        """A score per document; each query word counts as often as it occurs in the query."""
+        out = np.zeros(self.size)
+        for word in query:
+            hit = self._postings.get(word)
+            if hit is not None:
+                out[hit[0]] += hit[1]
+        return out
+
+    def ranked(self, query: list[str]) -> np.ndarray:
+        """Documents with a positive score, best first (ties in index order)."""
+        scores = self.scores(query)
+        matched = np.flatnonzero(scores > 0)
+        return matched[np.argsort(-scores[matched], kind="stable")]
+
+
 @dataclass(frozen=True)
 class Passage:
     """A retrieved note section, citable as ``source § heading``."""
@@ -106,7 +152,7 @@ class Retriever:
         self._ids: list[str] = []
         self._docs: list[str] = []
         self._metas: list[dict] = []
-        self._bm25: BM25Okapi | None = None
+        self._bm25: Bm25 | None = None
         self._position: dict[str, int] = {}
         self._vectors: OrderedDict[str, object] = OrderedDict()  # query → embedding, least recently used first
 
@@ -120,7 +166,7 @@ class Retriever:
             self._ids, self._docs = data["ids"], data["documents"]
             self._metas = [m or {} for m in data["metadatas"]]
             lexical = [f"{d}\n{m.get('expansion', '')}" for d, m in zip(self._docs, self._metas)]
-            self._bm25 = BM25Okapi([tokenize(d) for d in lexical]) if lexical else None
+            self._bm25 = Bm25([tokenize(d) for d in lexical]) if lexical else None
             self._position = {cid: i for i, cid in enumerate(self._ids)}
             self._count = count
 
@@ -169,12 +215,14 @@ class Retriever:
     def _lexical(self, query: str, n: int, topic: str | None, origin: str | None) -> list[str]:
         if self._bm25 is None:
             return []
-        scores = self._bm25.get_scores(tokenize(query))
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        keep = [i for i in order if scores[i] > 0
-                and (not topic or self._metas[i].get("topic") == topic)
-                and (not origin or self._metas[i].get("origin") == origin)]
-        return [self._ids[i] for i in keep[:n]]
+        out: list[str] = []
+        for i in self._bm25.ranked(tokenize(query)):
+            m = self._metas[i]
+            if (not topic or m.get("topic") == topic) and (not origin or m.get("origin") == origin):
+                out.append(self._ids[i])
+                if len(out) == n:
+                    break
+        return out
 
     def search(self, query: str, k: int = 5, topic: str | None = None, origin: str | None = None,
                mode: Mode = "hybrid", dense_query: str | None = None) -> list[Passage]:

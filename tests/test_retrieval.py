@@ -140,3 +140,28 @@ def test_chroma_server_mode(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def _okapi_reference(corpus: list[list[str]], query: list[str], k1=1.5, b=0.75, eps=0.25) -> list[float]:
+    """Okapi BM25 written out document by document (rank_bm25's variant: negative idf floored at eps × mean idf)."""
+    import math
+
+    n, avgdl = len(corpus), sum(map(len, corpus)) / len(corpus)
+    vocab = {w for doc in corpus for w in doc}
+    idf = {w: math.log(n - sum(w in d for d in corpus) + 0.5) - math.log(sum(w in d for d in corpus) + 0.5) for w in vocab}
+    floor = eps * sum(idf.values()) / len(idf)
+    idf = {w: v if v >= 0 else floor for w, v in idf.items()}
+    return [sum(idf.get(q, 0) * d.count(q) * (k1 + 1) / (d.count(q) + k1 * (1 - b + b * len(d) / avgdl)) for q in query)
+            for d in corpus]
+
+
+def test_bm25_matches_the_okapi_formula_and_ranks_ties_in_order():
+    from interviewer.retrieval import Bm25
+
+    corpus = [["kv", "cache", "显存"], ["kv", "block", "table", "kv"], ["kv", "调度"], ["prefill", "decode", "kv"], ["kv", "cache"]]
+    index = Bm25(corpus)
+    for query in (["kv"], ["cache", "cache"], ["block", "kv", "未知"], ["调度", "prefill"], []):
+        assert index.scores(query) == pytest.approx(_okapi_reference(corpus, query), abs=1e-12)
+    assert list(index.ranked(["cache"])) == [4, 0]  # the shorter document first; no zero scores
+    assert list(index.ranked(["没有"])) == []
+    assert list(Bm25([["a", "x"], ["b", "y"], ["a", "z"]]).ranked(["a"])) == [0, 2]  # equal scores keep index order
