@@ -79,8 +79,8 @@ def content_words(text: str) -> set[str]:
 class Bm25:
     """Okapi BM25 (k1 1.5, b 0.75, negative idf floored at 0.25 × the mean idf, as in ``rank_bm25.BM25Okapi``) over
     an inverted index: each term keeps the documents that contain it and its precomputed weight there, so a query
-    touches only those postings (rank_bm25 loops over every document for every query word: at 10,000 chunks that
-    was most of a search's 198 ms p95)."""
+    touches only those postings. rank_bm25 loops over every document for every query word; on the 146 eval queries
+    the scores are bitwise equal and a query takes 0.09 ms instead of 2.5 ms at 327 chunks (1.8 ms p95 at 10,000)."""
 
     K1, B, EPSILON = 1.5, 0.75, 0.25
 
