@@ -118,20 +118,28 @@ class ModelFile:
         return self.data[t.offset:t.offset + t.nbytes].reshape(rows, -1, Q4_BLOCK_BYTES)
 
 
+def _scales(blocks: np.ndarray) -> np.ndarray:
+    """The float16 scale of each Q4_0 block ``[..., n, 18]`` as float32 ``[..., n, 1]``."""
+    return blocks[..., :2].copy().view("<f2").astype(np.float32)
+
+
+def _nibbles(blocks: np.ndarray) -> np.ndarray:
+    """The 32 unsigned 4-bit values of each Q4_0 block in weight order: byte j holds weight j (low) and j + 16 (high)."""
+    packed = blocks[..., 2:]
+    return np.concatenate([packed & 0x0F, packed >> 4], axis=-1)
+
+
 def dequantize(blocks: np.ndarray) -> np.ndarray:
-    """Q4_0 blocks ``[..., n, 18]`` to float32 ``[..., n * 32]``: byte j holds weight j (low) and j + 16 (high)."""
-    scale = blocks[..., :2].copy().view("<f2").astype(np.float32)
-    nibbles = blocks[..., 2:]
-    weights = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=-1).astype(np.float32) - 8.0
-    return (weights * scale).reshape(*blocks.shape[:-2], -1)
+    """Q4_0 blocks ``[..., n, 18]`` to float32 ``[..., n * 32]`` (weight = (nibble − 8) × scale)."""
+    weights = _nibbles(blocks).astype(np.float32) - 8.0
+    return (weights * _scales(blocks)).reshape(*blocks.shape[:-2], -1)
 
 
 def to_nbits(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Q4_0 blocks to MatMulNBits' layout: nibbles paired in order (2i low, 2i+1 high) and float32 scales."""
-    nibbles = blocks[..., 2:]
-    ordered = np.concatenate([nibbles & 0x0F, nibbles >> 4], axis=-1)
+    ordered = _nibbles(blocks)
     packed = (ordered[..., 0::2] | (ordered[..., 1::2] << 4)).astype(np.uint8)
-    return packed, blocks[..., :2].copy().view("<f2").astype(np.float32).reshape(-1)
+    return packed, _scales(blocks).reshape(-1)
 
 
 class Tokenizer:

@@ -80,6 +80,16 @@ def _msg(content: str, role: str = "assistant", **meta: Any) -> dict:
     return {"role": role, "content": content, **meta}
 
 
+def _result_within(future: Future, seconds: float) -> Any:
+    """``future``'s result within ``seconds`` (at least 0.1). On time-out it is cancelled, so a call still queued
+    behind slow ones never runs, and ``FutureTimeout`` is raised."""
+    try:
+        return future.result(timeout=max(0.1, seconds))
+    except FutureTimeout:
+        future.cancel()
+        raise
+
+
 class Interviewer:
     """Runs interviews. One instance serves many sessions; a session's messages run one at a time."""
 
@@ -327,9 +337,8 @@ class Interviewer:
     def _graded(self, grading: Future, offline: Grade, sid: str | None) -> Grade:
         """The model's grade if it arrives within the turn's grading budget, else the offline one, said out loud."""
         try:
-            return grading.result(timeout=max(0.1, self._budget(sid, 0.7)))
+            return _result_within(grading, self._budget(sid, 0.7))
         except FutureTimeout:
-            grading.cancel()  # still queued behind slow calls: never run it
             return offline.model_copy(update={"grader": "offline (fallback)", "notice": "模型响应超时，本题已改用离线评分。"})
 
     def _adjust(self, grade: Grade, deduction: int, seconds: float, budget: int, lang: str) -> Grade:
@@ -487,14 +496,11 @@ class Interviewer:
             if budget < 0.2:  # rewording is optional: not when the turn's time is nearly spent
                 return move
             job = self._start_wording(move, state, lang)
-        job.stream.attach(self._listeners.get(sid))
         try:
-            phrased = job.future.result(timeout=max(0.1, budget))
+            with job.stream.listening(self._listeners.get(sid)):
+                phrased = _result_within(job.future, budget)
         except FutureTimeout:
-            job.future.cancel()  # still queued behind slow calls: never run it
             return move
-        finally:
-            job.stream.detach()
         if phrased.text in state.get("asked", []):
             return move
         return {**move, **phrased.to_state()}
@@ -621,8 +627,5 @@ class Interviewer:
         from interviewer.reverse import answer_question
 
         stream = TextStream(clean=str.strip)
-        stream.attach(self._listeners.get(sid or ""))
-        try:
+        with stream.listening(self._listeners.get(sid or "")):
             return answer_question(question, self.retriever, self.model, lang, max(0.1, self._budget(sid, 0.8)), self._pool, stream)
-        finally:
-            stream.detach()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 Listener = Callable[[str], None]
@@ -59,6 +60,15 @@ class TextStream:
     def detach(self) -> None:
         with self._lock:
             self._listener = None
+
+    @contextmanager
+    def listening(self, listener: Listener | None) -> Iterator[None]:
+        """``listener`` sees the text (what has arrived so far, then every piece) until the block ends."""
+        self.attach(listener)
+        try:
+            yield
+        finally:
+            self.detach()
 
     @property
     def text(self) -> str:
