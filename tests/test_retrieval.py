@@ -165,3 +165,15 @@ def test_bm25_matches_the_okapi_formula_and_ranks_ties_in_order():
     assert list(index.ranked(["cache"])) == [4, 0]  # the shorter document first; no zero scores
     assert list(index.ranked(["没有"])) == []
     assert list(Bm25([["a", "x"], ["b", "y"], ["a", "z"]]).ranked(["a"])) == [0, 2]  # equal scores keep index order
+
+
+def test_a_new_embedding_engine_makes_the_index_stale(indexed_settings, monkeypatch):
+    """Vectors from another engine are not reused: the engine id is in both hashes, so the next start re-embeds."""
+    import interviewer.index as index
+
+    assert index.index_is_current(indexed_settings)
+    chunk = collect_chunks(indexed_settings)[0][0]
+    before = (chunk.content_hash, chunk.embed_hash)
+    monkeypatch.setattr(index, "ENGINE", "another-engine")
+    assert chunk.content_hash != before[0] and chunk.embed_hash != before[1]
+    assert not index.index_is_current(indexed_settings)
