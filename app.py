@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\r构建笔记索引 {done}/{total} {source[:40]}", end="", file=sys.stderr, flush=True)
 
     services = build_services(settings, progress)
-    from interviewer.ui import launch
+    from interviewer.ui.handlers import launch
 
     launch(services)
     return 0

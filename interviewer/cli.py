@@ -44,7 +44,7 @@ def _progress_bar():
 
 
 def cmd_index(args) -> int:
-    from interviewer.index import build_index
+    from interviewer.search.index import build_index
     from interviewer.services import quiet_environment
 
     quiet_environment()
@@ -60,7 +60,7 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from interviewer.retrieval import Retriever
+    from interviewer.search.retrieval import Retriever
     from interviewer.services import ensure_index, quiet_environment
 
     quiet_environment()
@@ -76,7 +76,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_questions(args) -> int:
-    from interviewer.knowledge import default_bank
+    from interviewer.knowledge.bank import default_bank
 
     bank = default_bank()
     rows = [{"id": q.id, "stage": q.stage, "topic": q.topic, "difficulty": q.difficulty,
@@ -92,8 +92,8 @@ def cmd_questions(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from interviewer.grading import Target, grade_answer
-    from interviewer.knowledge import default_bank
+    from interviewer.grading.offline import Target, grade_answer
+    from interviewer.knowledge.bank import default_bank
     from interviewer.models import build_chat_model
 
     bank = default_bank()
@@ -123,8 +123,8 @@ def cmd_grade(args) -> int:
 
 
 def cmd_interview(args) -> int:
-    from interviewer.scripted import run_interactive, run_scripted
     from interviewer.services import build_services
+    from interviewer.terminal import run_interactive, run_scripted
 
     settings = _settings(args)
     services = build_services(settings)
@@ -135,7 +135,7 @@ def cmd_interview(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from interviewer.transcript import TranscriptError, load_transcript, render
+    from interviewer.report.transcript import TranscriptError, load_transcript, render
 
     try:
         text = render(load_transcript(Path(args.file)), args.format)
@@ -151,7 +151,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from interviewer.audit import audit_paths, format_findings
+    from interviewer.knowledge.audit import audit_paths, format_findings
 
     findings, errors = audit_paths([Path(p) for p in args.paths])
     for e in errors:
@@ -166,13 +166,13 @@ def cmd_audit(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from interviewer.evaluation import run_eval
+    from devtools.evaluation import run_eval
 
     return run_eval(_settings(args), which=args.which, as_json=args.json, with_model=args.with_model)
 
 
 def cmd_bench(args) -> int:
-    from interviewer.bench import run_bench
+    from devtools.bench import run_bench
 
     return run_bench(_settings(args), as_json=args.json, quick=args.quick)
 

@@ -6,11 +6,11 @@ import os
 from dataclasses import dataclass
 
 from interviewer.config import Settings
-from interviewer.index import Progress, build_index, index_is_current, open_collection
-from interviewer.interview import Interviewer
+from interviewer.engine.session import Interviewer
+from interviewer.engine.store import SessionStore
 from interviewer.models import build_chat_model
-from interviewer.retrieval import Retriever
-from interviewer.store import SessionStore
+from interviewer.search.index import Progress, build_index, index_is_current, open_collection
+from interviewer.search.retrieval import Retriever
 
 
 def quiet_environment() -> None:

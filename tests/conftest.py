@@ -24,9 +24,9 @@ for _key in ("NO_PROXY", "no_proxy"):  # a proxy set on a developer machine must
     _hosts = [h for h in os.environ.get(_key, "").split(",") if h]
     os.environ[_key] = ",".join(dict.fromkeys([*_hosts, "127.0.0.1", "localhost", "::1"]))
 
+from devtools.doubles.chat_model import StubChatModel, StubOpenAIServer, block_outbound_network  # noqa: E402
 from interviewer import models  # noqa: E402
 from interviewer.config import Settings  # noqa: E402
-from interviewer.stubs import StubChatModel, StubOpenAIServer, block_outbound_network  # noqa: E402
 
 DEFAULT_TEST_TIMEOUT_S = 60
 STUB_API_KEY = "sk-test-SECRET-123"
@@ -107,7 +107,7 @@ def built_index(tmp_path_factory) -> Path:
     from ``INTERVIEWER_TEST_INDEX`` (a data dir prepared by scripts/test.sh) and brought up to date."""
     import shutil
 
-    from interviewer.index import build_index
+    from interviewer.search.index import build_index
 
     data = tmp_path_factory.mktemp("built")
     src = os.environ.get("INTERVIEWER_TEST_INDEX")
@@ -129,6 +129,6 @@ def indexed_settings(tmp_path: Path, built_index: Path) -> Settings:
 @pytest.fixture(scope="session")
 def shared_retriever(built_index: Path):
     """A retriever over the built index, for tests that only read."""
-    from interviewer.retrieval import Retriever
+    from interviewer.search.retrieval import Retriever
 
     return Retriever(Settings(data_dir=built_index))

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from interviewer.audit import audit_paths, audit_text
 from interviewer.cli import build_parser
-from interviewer.knowledge import load_facts
+from interviewer.knowledge.audit import audit_paths, audit_text
+from interviewer.knowledge.bank import load_facts
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_3a05eff36678fc61.txt"
 SEED_TEXT = SEED.read_text(encoding="utf-8") if SEED.exists() else ""

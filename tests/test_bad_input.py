@@ -18,14 +18,14 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from interviewer import answer_text as at
 from interviewer.cli import main as cli_main
 from interviewer.config import Settings
-from interviewer.index import collect_chunks
-from interviewer.interview import Interviewer
-from interviewer.notes import MAX_NOTE_BYTES
-from interviewer.store import SessionStore
-from interviewer.transcript import TranscriptError, build_transcript, load_transcript, safe_export_path, to_html, to_json, to_markdown
+from interviewer.engine.session import Interviewer
+from interviewer.engine.store import SessionStore
+from interviewer.grading import answer_text as at
+from interviewer.knowledge.notes import MAX_NOTE_BYTES
+from interviewer.report.transcript import TranscriptError, build_transcript, load_transcript, safe_export_path, to_html, to_json, to_markdown
+from interviewer.search.index import collect_chunks
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "llm-interviewer-hypothesis")  # no .hypothesis/ in the checkout
 FUZZ = hsettings(max_examples=60, deadline=None, database=None,  # bounded; no example database in the checkout
@@ -204,7 +204,7 @@ def test_cli_index_reports_bad_notes_and_goes_on(tmp_path: Path, capsys, monkeyp
     (folder / "binary.md").write_bytes(b"\x00" * 64)
     (folder / "latin1.md").write_bytes("## Ü\nGrüße\n".encode("latin-1"))
     (folder / "ok.md").write_text("## 自己的笔记\n我的 KV cache 笔记：缓存 K 和 V。\n", encoding="utf-8")
-    from interviewer import index as index_mod
+    from interviewer.search import index as index_mod
 
     real_collect = index_mod.collect_chunks
     monkeypatch.setattr(index_mod, "collect_chunks",  # only the own notes: keep the embedding cheap

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from interviewer.config import Settings
-from interviewer.interview import Interviewer
-from interviewer.store import SessionStore
+from interviewer.engine.session import Interviewer
+from interviewer.engine.store import SessionStore
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 20

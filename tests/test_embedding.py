@@ -7,8 +7,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from interviewer import onnx_graph as g
-from interviewer.embedding import E5Model, ModelFileError, model_path
+from interviewer.search import onnx_graph as g
+from interviewer.search.embedding import E5Model, ModelFileError, model_path
 
 TEXTS = [
     "为什么 decode 阶段是访存密集型的？",

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from interviewer import stubs
+from devtools.doubles import chat_model as stubs
+from devtools.doubles.chat_model import StubOpenAIServer
 from interviewer.config import Settings
-from interviewer.interview import Interviewer
+from interviewer.engine.session import Interviewer
+from interviewer.engine.store import SessionStore
 from interviewer.models import build_chat_model
-from interviewer.store import SessionStore
-from interviewer.stubs import StubOpenAIServer
 
 DEADLINE_S = 3.0
 ANSWERS = [

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from interviewer.evaluation import ADVERSARIAL, load_labelled, quadratic_weighted_kappa
-from interviewer.grading import LLMGradeOutput, Target, band_of, grade_answer, grade_offline, grade_with_llm, quote_is_verbatim
-from interviewer.knowledge import default_bank
+from devtools.evaluation import ADVERSARIAL, load_labelled, quadratic_weighted_kappa
+from interviewer.grading.offline import LLMGradeOutput, Target, band_of, grade_answer, grade_offline, grade_with_llm, quote_is_verbatim
+from interviewer.knowledge.bank import default_bank
 from interviewer.models import build_chat_model
 
 BANK = default_bank()

@@ -6,12 +6,12 @@ import subprocess
 import sys
 import textwrap
 
-from interviewer.gradio_import import _no_stubs
+from interviewer.ui.gradio_import import _no_stubs
 
 
 def test_stub_writer_is_skipped_in_a_fresh_interpreter():
     code = textwrap.dedent("""
-        from interviewer.gradio_import import import_gradio
+        from interviewer.ui.gradio_import import import_gradio
         gr = import_gradio()
         import gradio.component_meta as meta
         print(meta.create_or_modify_pyi.__name__)
@@ -28,7 +28,7 @@ def test_stub_writer_is_skipped_in_a_fresh_interpreter():
 def test_gradio_already_imported_is_left_alone():
     code = textwrap.dedent("""
         import gradio, sys
-        from interviewer.gradio_import import import_gradio, _SkipStubs
+        from interviewer.ui.gradio_import import import_gradio, _SkipStubs
         assert import_gradio() is gradio
         assert not any(isinstance(f, _SkipStubs) for f in sys.meta_path)
         import gradio.component_meta as meta

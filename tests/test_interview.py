@@ -10,13 +10,13 @@ import sys
 import pytest
 from langchain_core.messages import AIMessage
 
+from devtools.candidates import check_interview, play
+from devtools.doubles.chat_model import StubChatModel
 from interviewer.config import Settings
-from interviewer.interview import Interviewer
-from interviewer.interview_checks import check_interview, play
-from interviewer.knowledge import default_bank
-from interviewer.store import SessionStore
-from interviewer.stubs import StubChatModel
-from interviewer.transcript import build_transcript, load_transcript, to_html, to_json, to_markdown
+from interviewer.engine.session import Interviewer
+from interviewer.engine.store import SessionStore
+from interviewer.knowledge.bank import default_bank
+from interviewer.report.transcript import build_transcript, load_transcript, to_html, to_json, to_markdown
 
 BANK = default_bank()
 

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from interviewer.config import Settings
-from interviewer.interview import Interviewer
-from interviewer.store import SessionStore
-from interviewer.transcript import build_transcript, to_json
+from interviewer.engine.session import Interviewer
+from interviewer.engine.store import SessionStore
+from interviewer.report.transcript import build_transcript, to_json
 
 SESSIONS = 50
 TURNS = 20
@@ -111,7 +111,7 @@ def test_ten_sessions_through_the_http_app(built_index, tmp_path):
     from gradio_client import Client
 
     from interviewer.services import build_services
-    from interviewer.ui import launch
+    from interviewer.ui.handlers import launch
     from tests.test_ui_api import SID, free_port
 
     shutil.copytree(built_index / "index", tmp_path / "data" / "index")

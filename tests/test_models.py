@@ -17,10 +17,10 @@ from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel, ValidationError
 
+from devtools.doubles.chat_model import NetworkBlocked, StubOpenAIServer, tool_call, unused_base_url
 from interviewer import models, tokens
 from interviewer.config import Settings, default_data_dir, read_dotenv
 from interviewer.models import ModelRequestsBlocked, build_chat_model, describe_model_error
-from interviewer.stubs import NetworkBlocked, StubOpenAIServer, tool_call, unused_base_url
 
 SECRET = "sk-test-SECRET-123"
 

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from interviewer.interview import Interviewer
+from interviewer.engine.prefetch import TextStream, visible_text
+from interviewer.engine.session import Interviewer
+from interviewer.engine.store import SessionStore
 from interviewer.models import build_chat_model
-from interviewer.prefetch import TextStream, visible_text
-from interviewer.store import SessionStore
 
 ANSWER = ("KV Cache 就是把之前 token 算出来的 K 和 V 存起来。因为生成是一个 token 一个 token 往后走的，前面 token 的 K、V 后面不会变，"
           "下一步只要算新 token 的 K、V，再跟缓存里的拼起来做 attention 就行，不用把整个句子重新算一遍，所以速度快很多。")
@@ -135,7 +135,7 @@ def test_text_stream_replays_to_a_late_listener_and_survives_a_broken_one():
 def test_reverse_stage_agent_searches_the_notes_cites_them_and_streams(model_settings, stub_server, retriever):
     """The candidate's own question goes to the create_agent agent: it calls the notes tool, answers citing
     what the tool returned, and the answer streams (the tool-call turn is never shown)."""
-    from interviewer.stubs import tool_call
+    from devtools.doubles.chat_model import tool_call
 
     def respond(body: dict):
         tool_results = [m["content"] for m in body["messages"] if m.get("role") == "tool"]

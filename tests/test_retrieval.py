@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from interviewer.config import Settings
-from interviewer.index import build_index, collect_chunks, open_collection, split_long
-from interviewer.retrieval import Retriever, tokenize
+from interviewer.search.index import build_index, collect_chunks, open_collection, split_long
+from interviewer.search.retrieval import Retriever, tokenize
 
 MINI_NOTE = """---
 topic: mini
@@ -156,7 +156,7 @@ def _okapi_reference(corpus: list[list[str]], query: list[str], k1=1.5, b=0.75, 
 
 
 def test_bm25_matches_the_okapi_formula_and_ranks_ties_in_order():
-    from interviewer.retrieval import Bm25
+    from interviewer.search.retrieval import Bm25
 
     corpus = [["kv", "cache", "显存"], ["kv", "block", "table", "kv"], ["kv", "调度"], ["prefill", "decode", "kv"], ["kv", "cache"]]
     index = Bm25(corpus)
@@ -169,7 +169,7 @@ def test_bm25_matches_the_okapi_formula_and_ranks_ties_in_order():
 
 def test_a_new_embedding_engine_makes_the_index_stale(indexed_settings, monkeypatch):
     """Vectors from another engine are not reused: the engine id is in both hashes, so the next start re-embeds."""
-    import interviewer.index as index
+    import interviewer.search.index as index
 
     assert index.index_is_current(indexed_settings)
     chunk = collect_chunks(indexed_settings)[0][0]

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from interviewer import answer_text as at
+from devtools.doubles.chat_model import NetworkBlocked, StubChatModel, StubOpenAIServer, network_blocked
+from devtools.evaluation import ADVERSARIAL, load_labelled
 from interviewer.config import Settings
-from interviewer.evaluation import ADVERSARIAL, load_labelled
-from interviewer.grading import Target, band_index, grade_answer, grade_offline
-from interviewer.index import build_index
-from interviewer.interview import Interviewer
-from interviewer.knowledge import default_bank
+from interviewer.engine.session import Interviewer
+from interviewer.grading import answer_text as at
+from interviewer.grading.offline import Target, band_index, grade_answer, grade_offline
+from interviewer.knowledge.bank import default_bank
 from interviewer.models import build_chat_model
-from interviewer.retrieval import Retriever
-from interviewer.scripted import export_transcript
-from interviewer.stubs import NetworkBlocked, StubChatModel, StubOpenAIServer, network_blocked
+from interviewer.search.index import build_index
+from interviewer.search.retrieval import Retriever
+from interviewer.terminal import export_transcript
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-SECRET-123"

@@ -19,7 +19,7 @@ from langchain_core.tools import tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from pydantic import BaseModel, Field
 
-from interviewer.stubs import (
+from devtools.doubles.chat_model import (
     DEFAULT_REPLY,
     FAULTS,
     StubCall,
@@ -343,7 +343,7 @@ def test_server_control_endpoints(stub_server: StubOpenAIServer):
 
 def test_command_line_entry_serves_until_killed():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "interviewer.stubs", "--port", "0", "--reply", "from the cli"]
+    command = [sys.executable, "-m", "devtools.doubles.chat_model", "--port", "0", "--reply", "from the cli"]
     with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         try:
             base_url = proc.stdout.readline().strip()

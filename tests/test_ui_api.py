@@ -42,7 +42,7 @@ def services(built_index: Path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(services):
-    from interviewer.ui import launch
+    from interviewer.ui.handlers import launch
 
     demo = launch(services, prevent_thread_lock=True, quiet=True)
     yield demo, f"http://127.0.0.1:{services.settings.port}/"
@@ -152,7 +152,7 @@ def test_page_load_resumes_and_never_duplicates(app, services):
 
 
 def test_settings_never_echo_the_api_key(client, services):
-    from interviewer.ui import MODE_OFFLINE, MODE_OPENAI
+    from interviewer.ui.handlers import MODE_OFFLINE, MODE_OPENAI
 
     secret = "sk-test-SECRET-ui-123"
     status, key_field = client.predict(MODE_OPENAI, "stub-model", "http://127.0.0.1:9/v1", secret, "zh", "each",
@@ -183,7 +183,7 @@ def test_audit_tab_reports_findings(client, tmp_path):
 
 
 def test_feedback_at_the_end_hides_grades_until_the_report(client, services):
-    from interviewer.ui import MODE_OFFLINE
+    from interviewer.ui.handlers import MODE_OFFLINE
 
     client.predict(MODE_OFFLINE, "", "", "", "zh", "end", api_name="/apply_settings")
     try:

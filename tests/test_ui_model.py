@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.doubles.chat_model import StubOpenAIServer
 from interviewer.config import Settings
-from interviewer.stubs import StubOpenAIServer
-from interviewer.ui import MODE_OPENAI
+from interviewer.ui.handlers import MODE_OPENAI
 from tests.test_faults import FAULTS
 from tests.test_prefetch import ANSWER, WORDED, Recorder
 from tests.test_ui_api import CHAT, SID, STATUS, free_port, last_bot, texts
@@ -47,7 +47,7 @@ def services(built_index: Path, tmp_path_factory, stub):
 def client(services):
     from gradio_client import Client
 
-    from interviewer.ui import launch
+    from interviewer.ui.handlers import launch
 
     demo = launch(services, prevent_thread_lock=True, quiet=True)
     yield Client(f"http://127.0.0.1:{services.settings.port}/", verbose=False)

@@ -10,14 +10,15 @@ import json
 import sys
 import tomllib
 from collections import Counter
+from pathlib import Path
 
 import yaml
 
 from interviewer.config import Settings
-from interviewer.grading import Target, band_index, grade_answer, grade_offline
-from interviewer.knowledge import BANDS, KNOWLEDGE_DIR, default_bank
+from interviewer.grading.offline import Target, band_index, grade_answer, grade_offline
+from interviewer.knowledge.bank import BANDS, default_bank
 
-EVAL_DIR = KNOWLEDGE_DIR.parent / "eval"
+EVAL_DIR = Path(__file__).resolve().parent.parent / "eval"
 ADVERSARIAL = {"injection_zh", "injection_en", "keyword_stuffing", "padding", "parroting", "html"}
 
 
@@ -42,7 +43,7 @@ def _hit_rank(results, expected: list[str]) -> int | None:
 
 
 def eval_retrieval(settings: Settings, k: int = 5) -> dict:
-    from interviewer.retrieval import Retriever
+    from interviewer.search.retrieval import Retriever
     from interviewer.services import ensure_index
 
     ensure_index(settings)
@@ -122,7 +123,7 @@ def eval_grading(model=None) -> dict:
 # ---------------------------------------------------------------- scripted interviews
 
 def eval_interviews(settings: Settings) -> dict:
-    from interviewer.interview_checks import run_scripted_candidates
+    from devtools.candidates import run_scripted_candidates
 
     return run_scripted_candidates(settings)
 

@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from interviewer.audit import VERDICT_ZH, audit_paths
-from interviewer.commands import RATINGS, parse_command
 from interviewer.config import is_loopback
-from interviewer.gradio_import import import_gradio
-from interviewer.transcript import STAGE_NAMES, build_transcript, render, safe_export_path
+from interviewer.engine.commands import RATINGS, parse_command
+from interviewer.knowledge.audit import VERDICT_ZH, audit_paths
+from interviewer.report.transcript import STAGE_NAMES, build_transcript, render, safe_export_path
+from interviewer.ui.gradio_import import import_gradio
 
 gr = import_gradio()
 log = logging.getLogger(__name__)
@@ -470,7 +470,7 @@ class Handlers:
         return [*(history or []), {"role": "user", "content": esc_candidate(text)}]
 
     def plan_choices(self) -> list[tuple[str, str]]:
-        from interviewer.knowledge import plan_ids
+        from interviewer.knowledge.bank import plan_ids
 
         choices = []
         for pid in plan_ids():
@@ -627,7 +627,7 @@ class Handlers:
         return [status_html(words), gr.update(value="", placeholder="已设置（不显示）" if new.api_key else "sk-…（本机服务可留空）")]
 
     def reindex(self, folders: str, progress=gr.Progress()) -> str:
-        from interviewer.index import build_index
+        from interviewer.search.index import build_index
 
         dirs = [Path(p.strip()).expanduser() for p in re.split(r"[\n;]", folders or "") if p.strip()]
         missing = [str(d) for d in dirs if not d.is_dir()]

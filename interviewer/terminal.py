@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from interviewer.interview import Interviewer, Reply
-from interviewer.transcript import build_transcript, render
+from interviewer.engine.session import Interviewer, Reply
+from interviewer.report.transcript import build_transcript, render
 
 
 class ScriptError(ValueError):

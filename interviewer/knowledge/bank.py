@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
-KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "knowledge"
+from interviewer.resources import KNOWLEDGE_DIR
 
 Stage = Literal["intro", "technical", "project", "reverse", "drill"]
 Band = Literal["流畅", "基本", "卡顿", "不会"]

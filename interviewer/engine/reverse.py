@@ -11,8 +11,8 @@ from concurrent.futures import Executor
 
 from langchain_core.messages import AIMessageChunk, ToolMessage
 
-from interviewer.prefetch import TextStream
-from interviewer.retrieval import Passage, Retriever, content_words
+from interviewer.engine.prefetch import TextStream
+from interviewer.search.retrieval import Passage, Retriever, content_words
 
 MIN_SHARED_WORDS = 0.5  # share of the question's content words that the passage must contain
 

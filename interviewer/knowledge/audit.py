@@ -11,9 +11,9 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from interviewer.index import NOTE_SUFFIXES
-from interviewer.knowledge import Fact, load_facts
-from interviewer.notes import NoteError, read_note_text
+from interviewer.knowledge.bank import Fact, load_facts
+from interviewer.knowledge.notes import NoteError, read_note_text
+from interviewer.search.index import NOTE_SUFFIXES
 
 VERDICT_ZH = {"confirmed": "✅ 已确认", "corrected": "✏️ 已更正", "unsourced": "❓ 未找到出处", "misleading": "⚠️ 有误导性"}
 

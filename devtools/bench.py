@@ -34,7 +34,7 @@ from pathlib import Path
 
 from interviewer.config import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: bench starts app.py from it
 HIGHER_IS_BETTER = {"throughput_turns_s"}
 ANSWERS = [  # mixed quality, so turns go through probes, deeper follow-ups and the next main question
     "KV cache 把历史 token 的 K 和 V 存下来，decode 时只为新 token 算 Q、K、V，显存随长度线性增长。",
@@ -108,7 +108,7 @@ def peak_mem_mb() -> float:
 
 
 def bench_index_builtin(work: Path, sizes: Sizes, out: dict) -> None:
-    from interviewer.index import build_index, collect_chunks
+    from interviewer.search.index import build_index, collect_chunks
 
     settings = Settings(data_dir=work / "fresh")
     chunks, _ = collect_chunks(settings)
@@ -123,7 +123,7 @@ def bench_index_builtin(work: Path, sizes: Sizes, out: dict) -> None:
 
 def ready_data_dir(settings: Settings, work: Path, out: dict) -> Settings:
     """A data dir whose index holds the built-in notes: the configured one copied, else the fresh build."""
-    from interviewer.index import build_index
+    from interviewer.search.index import build_index
 
     ready = Settings(data_dir=work / "ready")
     for src in (settings.index_dir, work / "fresh" / "index"):
@@ -138,7 +138,7 @@ def ready_data_dir(settings: Settings, work: Path, out: dict) -> Settings:
 
 
 def bench_reindex(ready: Settings, out: dict) -> None:
-    from interviewer.index import build_index
+    from interviewer.search.index import build_index
 
     report = build_index(ready)
     out.update(reindex_unchanged_s=round(report.seconds, 3), reindex_unchanged_chunks=report.unchanged,
@@ -146,7 +146,7 @@ def bench_reindex(ready: Settings, out: dict) -> None:
 
 
 def queries(sizes: Sizes) -> list[str]:
-    from interviewer.evaluation import load_queries
+    from devtools.evaluation import load_queries
 
     qs = [q["query"] for q in load_queries()]
     return qs if sizes.search_queries is None else qs[:sizes.search_queries]
@@ -163,8 +163,8 @@ def bench_search(retriever, qs: list[str]) -> dict:
 
 def synthetic_chunks(n: int, seed: int = 7) -> list:
     """``n`` chunks recombined from the built-in notes' sentences, with the built-in chunks' lengths."""
-    from interviewer.answer_text import sentences
-    from interviewer.index import Chunk, collect_chunks
+    from interviewer.grading.answer_text import sentences
+    from interviewer.search.index import Chunk, collect_chunks
 
     real, _ = collect_chunks(Settings(data_dir=Path(tempfile.gettempdir())))
     rng = random.Random(seed)
@@ -183,8 +183,8 @@ def synthetic_chunks(n: int, seed: int = 7) -> list:
 
 
 def bench_synthetic(work: Path, sizes: Sizes, qs: list[str], out: dict) -> None:
-    from interviewer.index import build_index
-    from interviewer.retrieval import Retriever
+    from interviewer.search.index import build_index
+    from interviewer.search.retrieval import Retriever
 
     chunks = synthetic_chunks(sizes.synthetic_chunks)
     settings = Settings(data_dir=work / "synthetic")
@@ -198,9 +198,9 @@ def bench_synthetic(work: Path, sizes: Sizes, qs: list[str], out: dict) -> None:
 
 
 def bench_grade(out: dict) -> None:
-    from interviewer.evaluation import load_labelled
-    from interviewer.grading import Target, grade_offline
-    from interviewer.knowledge import default_bank
+    from devtools.evaluation import load_labelled
+    from interviewer.grading.offline import Target, grade_offline
+    from interviewer.knowledge.bank import default_bank
 
     bank = default_bank()
     rows = load_labelled()
@@ -234,7 +234,7 @@ def bench_turns(interviewer, sizes: Sizes, out: dict) -> None:
 
 def long_plan(bank: dict):
     """A one-stage plan of many technical questions, long enough for 40 answered turns."""
-    from interviewer.knowledge import Plan
+    from interviewer.knowledge.bank import Plan
 
     ids = sorted(q.id for q in bank.values() if q.stage == "technical")[:24]
     return Plan.model_validate({"id": "bench_long", "title": {"zh": "基准：长面试", "en": "Bench: long interview"},
@@ -251,7 +251,7 @@ def stub_reply(grading: bool):
 
 def stub_model():
     """An in-process chat model that records every call (replies from :func:`stub_reply`)."""
-    from interviewer.stubs import StubChatModel
+    from devtools.doubles.chat_model import StubChatModel
 
     return StubChatModel(responder=lambda call: stub_reply(bool(call.tools)))
 
@@ -259,8 +259,8 @@ def stub_model():
 def bench_tokens(ready: Settings, retriever, sizes: Sizes, out: dict) -> None:
     """Prompt tokens per model call at turns 1/10/40 (the engine sends each call only what it needs),
     beside a baseline that resends every earlier message of the conversation with each call."""
-    from interviewer.interview import Interviewer
-    from interviewer.store import SessionStore
+    from interviewer.engine.session import Interviewer
+    from interviewer.engine.store import SessionStore
     from interviewer.tokens import count_message_tokens
 
     model = stub_model()
@@ -298,10 +298,10 @@ MODEL_CALL_S = 0.3  # the stub server's latency per model call in the model-turn
 def bench_model_turns(ready: Settings, retriever, sizes: Sizes, out: dict) -> None:
     """Turns with a model (the real ChatOpenAI against the stub server, MODEL_CALL_S per call), with the
     next follow-up worded while the answer is graded (prefetch) and without, on the same answers."""
-    from interviewer.interview import Interviewer
+    from devtools.doubles.chat_model import StubOpenAIServer
+    from interviewer.engine.session import Interviewer
+    from interviewer.engine.store import SessionStore
     from interviewer.models import build_chat_model
-    from interviewer.store import SessionStore
-    from interviewer.stubs import StubOpenAIServer
 
     def respond(body: dict):
         time.sleep(MODEL_CALL_S)
@@ -382,7 +382,7 @@ def bench_throughput(interviewer, sizes: Sizes, out: dict) -> None:
 
 def bench_cold_start(ready: Settings, work: Path, out: dict, timeout_s: float = 120) -> None:
     """Start ``python app.py --port N`` on a data dir that already has the index; time to HTTP 200 on /."""
-    if not (ROOT / "interviewer" / "ui.py").is_file() or not (ROOT / "app.py").is_file():
+    if not (ROOT / "interviewer" / "ui").is_dir() or not (ROOT / "app.py").is_file():
         out["cold_start_s"] = None
         out.setdefault("notes", []).append("app cold start skipped: interviewer/ui.py is missing")
         return
@@ -539,7 +539,7 @@ def emit(figures: dict, as_json: bool) -> None:
 
 def measure(settings: Settings, sizes: Sizes, quick: bool = False) -> dict:
     """Every figure, judged against eval/targets.toml [bench]; failed measurements are listed under ``errors``."""
-    from interviewer.evaluation import load_targets
+    from devtools.evaluation import load_targets
 
     targets = load_targets().get("bench", {})
     figures: dict = {"quick": quick, "notes": [], "errors": {}}
@@ -568,8 +568,8 @@ def measure(settings: Settings, sizes: Sizes, quick: bool = False) -> dict:
         qs = queries(sizes)
         retriever = None
         if ready is not None:
-            from interviewer.interview import Interviewer
-            from interviewer.retrieval import Retriever
+            from interviewer.engine.session import Interviewer
+            from interviewer.search.retrieval import Retriever
 
             step("incremental re-index", lambda: bench_reindex(ready, figures))
             retriever = Retriever(ready)

@@ -28,16 +28,16 @@ from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from interviewer import answer_text as at
-from interviewer import followup as fu
-from interviewer.commands import HELP, parse_command
 from interviewer.config import Settings
-from interviewer.grading import Grade, PointResult, Target, band_of, grade_answer, grade_offline
-from interviewer.knowledge import Plan, Question, default_bank, load_plan
-from interviewer.prefetch import Listener, PrefetchStats, Prepared, TextStream, move_key
-from interviewer.retrieval import Retriever
-from interviewer.store import SessionStore
-from interviewer.transcript import summarize
+from interviewer.engine import moves as fu
+from interviewer.engine.commands import HELP, parse_command
+from interviewer.engine.prefetch import Listener, PrefetchStats, Prepared, TextStream, move_key
+from interviewer.engine.store import SessionStore
+from interviewer.grading.offline import Grade, PointResult, Target, band_of, grade_answer, grade_offline
+from interviewer.grading import answer_text as at
+from interviewer.knowledge.bank import Plan, Question, default_bank, load_plan
+from interviewer.report.transcript import summarize
+from interviewer.search.retrieval import Retriever
 
 DURABILITY = "sync"  # each checkpoint is on disk before the next node runs (the default "async" may lag a SIGKILL)
 MODEL_SHARE = 0.85  # model calls of one turn must end by this share of turn_deadline_s; the rest is for local work
@@ -624,7 +624,7 @@ class Interviewer:
         return {"current": current, "messages": messages, "route": "grade" if done else "end"}
 
     def _answer_candidate_question(self, question: str, lang: str, sid: str | None = None) -> tuple[str, list[dict]]:
-        from interviewer.reverse import answer_question
+        from interviewer.engine.reverse import answer_question
 
         stream = TextStream(clean=str.strip)
         with stream.listening(self._listeners.get(sid or "")):

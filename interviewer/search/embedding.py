@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from interviewer import onnx_graph as g
+from interviewer.search import onnx_graph as g
 
 QK = 32  # weights per Q4_0 block: a float16 scale and 16 bytes of nibbles
 Q4_BLOCK_BYTES = 18

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from interviewer.answer_text import clean_text, is_injection
-from interviewer.grading import Citation, Grade
-from interviewer.knowledge import KeyPoint, Question
-from interviewer.prefetch import CITATION_MARK, TextStream
-from interviewer.retrieval import Passage, Retriever
+from interviewer.engine.prefetch import CITATION_MARK, TextStream
+from interviewer.grading.answer_text import clean_text, is_injection
+from interviewer.grading.offline import Citation, Grade
+from interviewer.knowledge.bank import KeyPoint, Question
+from interviewer.search.retrieval import Passage, Retriever
 
 HINT_DEDUCTIONS = (5, 10, 15)  # per level; cumulative
 STRONG = 85

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from interviewer.grading import Grade, band_of
+from interviewer.grading.offline import Grade, band_of
 
 VERSION = 1
 WEAK = ("卡顿", "不会")

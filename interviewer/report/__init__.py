@@ -1,0 +1,1 @@
+"""Reports: the transcript model and summary (``transcript``) and the export formats (``exporters``)."""
