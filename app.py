@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\r构建笔记索引 {done}/{total} {source[:40]}", end="", file=sys.stderr, flush=True)
 
     services = build_services(settings, progress)
-    from interviewer.ui.handlers import launch
+    from interviewer.facade import InterviewApp
+    from interviewer.ui.layout import launch
 
-    launch(services)
+    launch(InterviewApp(services))
     return 0
 
 

@@ -199,7 +199,8 @@ def bench_synthetic(work: Path, sizes: Sizes, qs: list[str], out: dict) -> None:
 
 def bench_grade(out: dict) -> None:
     from devtools.evaluation import load_labelled
-    from interviewer.grading.offline import Target, grade_offline
+    from interviewer.grading.contract import Target
+    from interviewer.grading.offline import grade_offline
     from interviewer.knowledge.bank import default_bank
 
     bank = default_bank()
@@ -267,7 +268,7 @@ def bench_tokens(ready: Settings, retriever, sizes: Sizes, out: dict) -> None:
     store = SessionStore(ready.data_dir / "tokens.sqlite")
     interviewer = Interviewer(ready, retriever, model, store)
     plan = long_plan(interviewer.bank)
-    interviewer._plans[plan.id] = plan
+    interviewer.ctx.plans[plan.id] = plan
     sid = interviewer.start(plan_id=plan.id).session_id
     per_turn, baseline, latency = [], [], []
     for step in range(sizes.long_turns):
@@ -298,7 +299,7 @@ MODEL_CALL_S = 0.3  # the stub server's latency per model call in the model-turn
 def bench_model_turns(ready: Settings, retriever, sizes: Sizes, out: dict) -> None:
     """Turns with a model (the real ChatOpenAI against the stub server, MODEL_CALL_S per call), with the
     next follow-up worded while the answer is graded (prefetch) and without, on the same answers."""
-    from devtools.doubles.chat_model import StubOpenAIServer
+    from devtools.doubles.openai_server import StubOpenAIServer
     from interviewer.engine.session import Interviewer
     from interviewer.engine.store import SessionStore
     from interviewer.models import build_chat_model

@@ -15,40 +15,43 @@ from pathlib import Path
 import yaml
 
 from interviewer.config import Settings
+from interviewer.engine.state import OpenQuestion, TargetRef
 from interviewer.grading.answer_text import containment
 from interviewer.knowledge.bank import Question
+from interviewer.knowledge.citation import exists
 from interviewer.report.transcript import summarize
 
 INTERVIEWS_DIR = Path(__file__).resolve().parent.parent / "eval" / "interviews"
 ASKING = {"main", "follow_up", "hint"}
 
 
+def _open_target(state: dict) -> TargetRef | None:
+    cur = OpenQuestion.load(state.get("current"))
+    return cur.target if cur else None
+
+
 def _reference_for(state: dict, bank: dict[str, Question]) -> str:
-    cur = state.get("current") or {}
-    ref = cur.get("target")
-    if not ref:
+    ref = _open_target(state)
+    if ref is None:
         return ""
-    q = bank[ref[1]]
-    if ref[0] == "question":
+    q = bank[ref.question_id]
+    if ref.kind in ("question", "probe"):  # a probe names the point it asks about; what must not leak is the answer
         return q.reference_answer.zh
-    if ref[0] == "probe":  # a probe names the point it asks about; what must not leak is the answer
-        return q.reference_answer.zh
-    return "；".join(p.point for p in q.follow_ups[ref[2]].rubric)
+    return "；".join(p.point for p in q.follow_ups[ref.follow_up or 0].rubric)
 
 
 def strong_answer(state: dict, bank: dict[str, Question]) -> str:
     """A candidate who knows the material: speaks the key points in full sentences."""
-    cur = state.get("current") or {}
-    ref = cur.get("target") or ["question", ""]
-    q = bank.get(ref[1])
+    ref = _open_target(state)
+    q = bank.get(ref.question_id) if ref else None
     if q is None:
         return "我不太确定。"
-    if ref[0] == "question":
+    if ref.kind == "question":
         return q.reference_answer.zh
-    if ref[0] == "probe":
-        p = next(p for p in q.rubric if p.id == ref[2])
+    if ref.kind == "probe":
+        p = next(p for p in q.rubric if p.id == ref.point_id)
         return "。".join([p.point] + p.phrasings[:1]) + "。"
-    return "。".join(p.point for p in q.follow_ups[ref[2]].rubric) + "。"
+    return "。".join(p.point for p in q.follow_ups[ref.follow_up or 0].rubric) + "。"
 
 
 def policy_reply(policy: str, state: dict, bank: dict[str, Question], step: int, rng: random.Random) -> str:
@@ -123,8 +126,7 @@ def check_interview(state: dict, spec: dict, plan, addresses: set[str], leaks: l
     for t in turns:
         if t["kind"] == "follow_up":
             cites = t.get("citations") or []
-            bad = [c for c in cites if f"{c['source']} § {c['heading']}" not in addresses
-                   and not any(a.startswith(f"{c['source']} § {c['heading']} › ") for a in addresses)]
+            bad = [c for c in cites if not exists(c, addresses)]
             if not cites or bad:
                 failures.append(f"follow-up without existing citations: {t['question'][:40]} {bad[:1]}")
     ksana = [t for t in turns if "/harder ksana" in t.get("commands", [])]
@@ -144,7 +146,7 @@ def check_interview(state: dict, spec: dict, plan, addresses: set[str], leaks: l
     if "max_score" in spec and score > spec["max_score"]:
         failures.append(f"score {score} > {spec['max_score']}")
     if spec.get("max_band_index") is not None:
-        from interviewer.grading.offline import band_index
+        from interviewer.bands import band_index
 
         over = [t["question"][:30] for t in turns if band_index(t["grade"]["band"]) > spec["max_band_index"]]
         if over:

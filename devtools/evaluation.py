@@ -14,9 +14,12 @@ from pathlib import Path
 
 import yaml
 
+from interviewer.bands import BANDS, band_index
 from interviewer.config import Settings
-from interviewer.grading.offline import Target, band_index, grade_answer, grade_offline
-from interviewer.knowledge.bank import BANDS, default_bank
+from interviewer.grading.contract import Target
+from interviewer.grading.offline import grade_offline
+from interviewer.grading.registry import grade_answer
+from interviewer.knowledge.bank import default_bank
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "eval"
 ADVERSARIAL = {"injection_zh", "injection_en", "keyword_stuffing", "padding", "parroting", "html"}

@@ -92,7 +92,8 @@ def cmd_questions(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from interviewer.grading.offline import Target, grade_answer
+    from interviewer.grading.contract import Target
+    from interviewer.grading.registry import grade_answer
     from interviewer.knowledge.bank import default_bank
     from interviewer.models import build_chat_model
 
@@ -135,7 +136,8 @@ def cmd_interview(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from interviewer.report.transcript import TranscriptError, load_transcript, render
+    from interviewer.report.exporters import render
+    from interviewer.report.transcript import TranscriptError, load_transcript
 
     try:
         text = render(load_transcript(Path(args.file)), args.format)
@@ -220,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="re-render an exported JSON transcript")
     s.add_argument("file")
-    s.add_argument("--format", choices=["md", "html", "json"], default="md")
+    s.add_argument("--format", default="md", help="an export format: json, md, html, anki (every one in report/exporters)")
     s.add_argument("--out")
     s.set_defaults(func=cmd_report)
 

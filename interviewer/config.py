@@ -56,6 +56,9 @@ class Settings:
     """Chat model name (``gpt-4o-mini``, ``deepseek-chat``, ``qwen-plus`` …) or ``offline``."""
     base_url: str = ""
     """OpenAI-compatible endpoint; empty means the provider's default."""
+    provider: str = "openai"
+    """Which registered model provider builds the model (``interviewer.models``); ``openai`` covers every
+    OpenAI-compatible server."""
     api_key: str = field(default="", repr=False)
     """Never logged, stored or exported (``repr`` hides it)."""
     temperature: float = 0.2
@@ -95,6 +98,7 @@ class Settings:
         settings = cls(
             model=get("INTERVIEWER_MODEL", "").strip() or "offline",
             base_url=get("OPENAI_BASE_URL", "").strip(),
+            provider=get("INTERVIEWER_PROVIDER", "openai").strip() or "openai",
             api_key=get("OPENAI_API_KEY", "").strip(),
             temperature=float(get("INTERVIEWER_TEMPERATURE", "0.2")),
             timeout_s=float(get("INTERVIEWER_TIMEOUT", "20")),
@@ -137,7 +141,7 @@ class Settings:
     @property
     def offline(self) -> bool:
         """No LLM: no model named, or neither a key nor an endpoint to call it with."""
-        return self.model.lower() == "offline" or not (self.api_key or self.base_url)
+        return self.model.lower() == "offline" or (self.provider == "openai" and not (self.api_key or self.base_url))
 
     @property
     def model_label(self) -> str:

@@ -1,12 +1,14 @@
-"""Chat model factory: offline (no LLM) or any OpenAI-compatible endpoint.
+"""Chat model factory: offline (no LLM), any OpenAI-compatible endpoint, or another registered provider.
 
-This is the only module that names a provider. Logic modules receive the model (or ``None`` for
-offline) as an argument. Tests turn live calls off with :func:`allow_model_requests`; then only
-endpoints on this machine (the stub server) may be built.
+Providers are a registry (``settings.provider`` → builder); ``openai`` (OpenAI, DeepSeek, Qwen, vLLM, Ollama …)
+is built in and the test doubles register ``stub``. Logic modules receive the model (or ``None`` for offline)
+as an argument. Tests turn live calls off with :func:`allow_model_requests`; then only endpoints on this
+machine (the stub server) may be built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 from langchain_core.language_models import BaseChatModel
@@ -35,10 +37,25 @@ def _is_local(base_url: str) -> bool:
     return bool(base_url) and is_loopback(host)
 
 
+Builder = Callable[..., BaseChatModel]  # (settings, streaming=False) -> model
+_PROVIDERS: dict[str, Builder] = {}
+
+
+def register_provider(name: str, builder: Builder) -> None:
+    """Make ``settings.provider == name`` build its model with ``builder(settings, streaming=...)``."""
+    _PROVIDERS[name] = builder
+
+
 def build_chat_model(settings: Settings, *, streaming: bool = False) -> BaseChatModel | None:
     """The configured chat model, or ``None`` when the settings say offline."""
     if settings.offline:
         return None
+    if settings.provider not in _PROVIDERS:
+        raise ValueError(f"no model provider {settings.provider!r}; known: {', '.join(sorted(_PROVIDERS))}")
+    return _PROVIDERS[settings.provider](settings, streaming=streaming)
+
+
+def _openai_compatible(settings: Settings, streaming: bool = False) -> BaseChatModel:
     if not _ALLOW_MODEL_REQUESTS and not _is_local(settings.base_url):
         raise ModelRequestsBlocked(
             f"live model requests are disabled (tests): refusing {settings.model} at {settings.base_url or 'default endpoint'}"
@@ -55,6 +72,9 @@ def build_chat_model(settings: Settings, *, streaming: bool = False) -> BaseChat
         stream_usage=True,
         **({"streaming": True} if streaming else {}),  # an explicit False would disable .stream()
     )
+
+
+register_provider("openai", _openai_compatible)
 
 
 def describe_model_error(exc: BaseException) -> str:

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from interviewer.engine.session import Interviewer, Reply
-from interviewer.report.transcript import build_transcript, render
+from interviewer.knowledge.citation import address_of
+from interviewer.report.exporters import exporters
+from interviewer.report.transcript import build_transcript
 
 
 class ScriptError(ValueError):
@@ -46,14 +48,15 @@ def print_messages(reply: Reply, out=sys.stdout) -> None:
             continue
         print(f"\n面试官> {m['content']}", file=out)
         for c in m.get("citations") or []:
-            print(f"    来自笔记：{c['source']} § {c['heading']}", file=out)
+            print(f"    来自笔记：{address_of(c)}", file=out)
 
 
 def export_transcript(interviewer: Interviewer, session_id: str, path: Path) -> Path:
-    fmt = {".json": "json", ".md": "md", ".html": "html"}.get(path.suffix.lower())
-    if fmt is None:
-        raise ScriptError(f"{path}: export must end in .json, .md or .html")
-    path.write_text(render(build_transcript(interviewer.state(session_id)), fmt), encoding="utf-8")
+    by_suffix = {f".{e.suffix}": e for e in exporters()}
+    chosen = by_suffix.get(path.suffix.lower())
+    if chosen is None:
+        raise ScriptError(f"{path}: export must end in {', '.join(by_suffix)}")
+    path.write_text(chosen.write(build_transcript(interviewer.state(session_id))), encoding="utf-8")
     return path
 
 

@@ -1,4 +1,8 @@
-"""Fixtures shared by all tests: no outbound network, hermetic settings, stub model and stub server."""
+"""Fixtures shared by all tests: hermetic settings, stub model and stub server, the notes index built once.
+
+Outbound network is refused by pytest-socket, configured once in pyproject.toml (``--allow-hosts`` loopback,
+``--allow-unix-socket``); live model endpoints are refused by the model factory's switch (set here).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ for _key in ("NO_PROXY", "no_proxy"):  # a proxy set on a developer machine must
     _hosts = [h for h in os.environ.get(_key, "").split(",") if h]
     os.environ[_key] = ",".join(dict.fromkeys([*_hosts, "127.0.0.1", "localhost", "::1"]))
 
-from devtools.doubles.chat_model import StubChatModel, StubOpenAIServer, block_outbound_network  # noqa: E402
+from devtools.doubles.chat_model import StubChatModel, register_stub_provider  # noqa: E402
+from devtools.doubles.openai_server import StubOpenAIServer  # noqa: E402
 from interviewer import models  # noqa: E402
 from interviewer.config import Settings  # noqa: E402
 
@@ -43,25 +48,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT_S))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Re-apply the network guard before each test's fixtures: pytest-socket (installed as a
-    dependency) puts the real ``socket.socket.connect`` back in its teardown of every test."""
-    block_outbound_network()
-
-
 @pytest.fixture(scope="session", autouse=True)
 def hermetic_session():
-    """Only loopback/AF_UNIX sockets may connect; live model endpoints are refused."""
+    """Live model endpoints are refused; the stub model is a provider of the real factory."""
     saved_env = {key: os.environ.get(key) for key in HERMETIC_ENV}
     os.environ.update(HERMETIC_ENV)
     was_allowed = models.model_requests_allowed()
     models.allow_model_requests(False)
-    restore_network = block_outbound_network()
+    register_stub_provider()
     try:
         yield
     finally:
-        restore_network()
         models.allow_model_requests(was_allowed)
         for key, value in saved_env.items():
             if value is None:

@@ -24,7 +24,10 @@ from interviewer.engine.session import Interviewer
 from interviewer.engine.store import SessionStore
 from interviewer.grading import answer_text as at
 from interviewer.knowledge.notes import MAX_NOTE_BYTES
-from interviewer.report.transcript import TranscriptError, build_transcript, load_transcript, safe_export_path, to_html, to_json, to_markdown
+from interviewer.report.exporters.html_page import to_html
+from interviewer.report.exporters.json_file import to_json
+from interviewer.report.exporters.markdown import to_markdown
+from interviewer.report.transcript import TranscriptError, build_transcript, load_transcript, safe_export_path
 from interviewer.search.index import collect_chunks
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "llm-interviewer-hypothesis")  # no .hypothesis/ in the checkout

@@ -301,7 +301,7 @@ def test_a_model_worded_question_streams_in_the_browser(browser, built_index, tm
     """With a model (the real ChatOpenAI in the app → a stub server here), the follow-up appears word by word."""
     from playwright.sync_api import expect
 
-    from devtools.doubles.chat_model import StubOpenAIServer
+    from devtools.doubles.openai_server import StubOpenAIServer
     from tests.test_prefetch import ANSWER, WORDED, Recorder
 
     words = WORDED.split("[")[0]

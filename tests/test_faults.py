@@ -9,7 +9,7 @@ import time
 import pytest
 
 from devtools.doubles import chat_model as stubs
-from devtools.doubles.chat_model import StubOpenAIServer
+from devtools.doubles.openai_server import StubOpenAIServer
 from interviewer.config import Settings
 from interviewer.engine.session import Interviewer
 from interviewer.engine.store import SessionStore

@@ -9,7 +9,11 @@ import sys
 import pytest
 
 from devtools.evaluation import ADVERSARIAL, load_labelled, quadratic_weighted_kappa
-from interviewer.grading.offline import LLMGradeOutput, Target, band_of, grade_answer, grade_offline, grade_with_llm, quote_is_verbatim
+from interviewer.bands import band_of
+from interviewer.grading.contract import Target
+from interviewer.grading.llm import LLMGradeOutput, grade_with_llm, quote_is_verbatim
+from interviewer.grading.offline import grade_offline
+from interviewer.grading.registry import grade_answer
 from interviewer.knowledge.bank import default_bank
 from interviewer.models import build_chat_model
 

@@ -16,7 +16,10 @@ from interviewer.config import Settings
 from interviewer.engine.session import Interviewer
 from interviewer.engine.store import SessionStore
 from interviewer.knowledge.bank import default_bank
-from interviewer.report.transcript import build_transcript, load_transcript, to_html, to_json, to_markdown
+from interviewer.report.exporters.html_page import to_html
+from interviewer.report.exporters.json_file import to_json
+from interviewer.report.exporters.markdown import to_markdown
+from interviewer.report.transcript import build_transcript, load_transcript
 
 BANK = default_bank()
 

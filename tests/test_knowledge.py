@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from interviewer.knowledge.bank import BANDS, KNOWLEDGE_DIR, KnowledgeError, load_bank, load_facts, load_questions_file
+from interviewer.bands import BANDS
+from interviewer.knowledge.bank import KNOWLEDGE_DIR, KnowledgeError, load_bank, load_facts, load_questions_file
 from interviewer.knowledge.notes import load_note_sections, unsourced_numbers
 
 ROOT = KNOWLEDGE_DIR.parent

@@ -15,7 +15,8 @@ import pytest
 from interviewer.config import Settings
 from interviewer.engine.session import Interviewer
 from interviewer.engine.store import SessionStore
-from interviewer.report.transcript import build_transcript, to_json
+from interviewer.report.exporters.json_file import to_json
+from interviewer.report.transcript import build_transcript
 
 SESSIONS = 50
 TURNS = 20
@@ -110,14 +111,15 @@ def test_ten_sessions_through_the_http_app(built_index, tmp_path):
 
     from gradio_client import Client
 
+    from interviewer.facade import InterviewApp
     from interviewer.services import build_services
-    from interviewer.ui.handlers import launch
+    from interviewer.ui.layout import launch
     from tests.test_ui_api import SID, free_port
 
     shutil.copytree(built_index / "index", tmp_path / "data" / "index")
     services = build_services(Settings(data_dir=tmp_path / "data", port=free_port()))
     services.retriever.warm()
-    demo = launch(services, prevent_thread_lock=True, quiet=True)
+    demo = launch(InterviewApp(services), prevent_thread_lock=True, quiet=True)
     url = f"http://127.0.0.1:{services.settings.port}/"
     latencies: list[float] = []
     errors: list[str] = []

@@ -16,8 +16,10 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel, ValidationError
+from pytest_socket import SocketConnectBlockedError
 
-from devtools.doubles.chat_model import NetworkBlocked, StubOpenAIServer, tool_call, unused_base_url
+from devtools.doubles.chat_model import tool_call
+from devtools.doubles.openai_server import StubOpenAIServer, unused_base_url
 from interviewer import models, tokens
 from interviewer.config import Settings, default_data_dir, read_dotenv
 from interviewer.models import ModelRequestsBlocked, build_chat_model, describe_model_error
@@ -277,16 +279,26 @@ def test_loopback_allowed_while_blocked(settings: Settings):
 
 
 def test_network_guard_refuses_remote_addresses():
-    with pytest.raises(NetworkBlocked):
+    """pytest-socket (configured in pyproject.toml) lets tests connect to loopback only."""
+    with pytest.raises(SocketConnectBlockedError):
         socket.create_connection(("10.255.255.1", 80), timeout=1)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        with pytest.raises(NetworkBlocked):
+        with pytest.raises(SocketConnectBlockedError):
             s.connect(("10.255.255.1", 80))
-        with pytest.raises(NetworkBlocked):
-            s.connect_ex(("10.255.255.1", 80))
-    with pytest.raises(NetworkBlocked):
-        socket.getaddrinfo("api.openai.com", 443)
-    assert isinstance(NetworkBlocked("x"), OSError)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with socket.create_connection(s.getsockname(), timeout=1):  # loopback is allowed
+            pass
+
+
+def test_stub_model_is_a_provider_of_the_real_factory(settings):
+    from devtools.doubles.chat_model import StubChatModel
+
+    model = build_chat_model(settings.with_(provider="stub", model="any"))
+    assert isinstance(model, StubChatModel) and model.invoke("x").text
+    with pytest.raises(ValueError, match="no model provider"):
+        build_chat_model(settings.with_(provider="nope", model="any"))
 
 
 def test_network_guard_allows_loopback(stub_server: StubOpenAIServer):

@@ -19,16 +19,8 @@ from langchain_core.tools import tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from pydantic import BaseModel, Field
 
-from devtools.doubles.chat_model import (
-    DEFAULT_REPLY,
-    FAULTS,
-    StubCall,
-    StubChatModel,
-    StubOpenAIServer,
-    approx_tokens,
-    closed_port,
-    tool_call,
-)
+from devtools.doubles.chat_model import DEFAULT_REPLY, FAULTS, StubCall, StubChatModel, approx_tokens, tool_call
+from devtools.doubles.openai_server import StubOpenAIServer, closed_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

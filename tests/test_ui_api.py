@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from interviewer.config import Settings
+from interviewer.ui.handlers import VIEW
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BANDS = {"流畅", "基本", "卡顿", "不会"}
@@ -42,9 +43,10 @@ def services(built_index: Path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(services):
-    from interviewer.ui.handlers import launch
+    from interviewer.facade import InterviewApp
+    from interviewer.ui.layout import launch
 
-    demo = launch(services, prevent_thread_lock=True, quiet=True)
+    demo = launch(InterviewApp(services), prevent_thread_lock=True, quiet=True)
     yield demo, f"http://127.0.0.1:{services.settings.port}/"
     demo.close()
 
@@ -71,8 +73,11 @@ def last_bot(chat: list[dict]) -> str:
     return [t for r, t in texts(chat) if r == "assistant"][-1]
 
 
-# Output positions of the interview endpoints (see ``view`` in ui.build_ui; the report column is not returned).
-SID, CHAT, PANEL, REPORT, DL_JSON, DL_MD, DL_HTML, STATUS = 0, 2, 3, 4, 5, 6, 7, 8
+# Output positions of the interview endpoints, from their names (ui.handlers.VIEW); gradio_client leaves out
+# the report column (a layout block, not a value).
+CLIENT_VIEW = [name for name in VIEW if name != "report_box"]
+SID, CHAT, PANEL, REPORT, DL_JSON, DL_MD, DL_HTML, DL_ANKI, STATUS = (CLIENT_VIEW.index(name) for name in (
+    "sid", "chat", "panel", "report", "download_json", "download_md", "download_html", "download_anki", "status"))
 
 
 @pytest.mark.timeout(600)
@@ -117,7 +122,9 @@ def test_interview_through_the_api(client, services, tmp_path):
     assert all(t["grade"]["band"] in BANDS for t in data["turns"])
     assert any(t["self_rating"] == "基本" for t in data["turns"])
     assert any(t["answer"] == XSS for t in data["turns"]), "the export keeps the candidate's raw text"
-    for p in (out[DL_MD], out[DL_HTML]):
+    anki = Path(out[DL_ANKI]).read_text(encoding="utf-8")  # one card per missed point, importable by Anki
+    assert anki.startswith("#separator:Comma") and "回看笔记" in anki
+    for p in (out[DL_MD], out[DL_HTML], out[DL_ANKI]):
         assert Path(p).read_text(encoding="utf-8")
     html_export = Path(out[DL_HTML]).read_text(encoding="utf-8")
     assert "<img src=x" not in html_export and "<script>alert" not in html_export
@@ -141,14 +148,14 @@ def test_errors_keep_the_typed_answer(client):
 def test_page_load_resumes_and_never_duplicates(app, services):
     handlers = app[0].handlers
     before = len(services.interviewer.store.list(limit=1000))
-    first = handlers.restore("")[0]
-    second = handlers.restore("")[0]  # a refresh before the browser stored the id: the untouched session is reused
+    first = handlers.restore("")["sid"]
+    second = handlers.restore("")["sid"]  # a refresh before the browser stored the id: the untouched session is reused
     assert first == second
-    assert handlers.restore(first)[0] == first
+    assert handlers.restore(first)["sid"] == first
     assert len(services.interviewer.store.list(limit=1000)) <= before + 1
     services.interviewer.send(first, "/hint")  # touched now: a browser without an id gets a new one
-    third = handlers.restore("")[0]
-    assert third != first and handlers.restore(first)[0] == first
+    third = handlers.restore("")["sid"]
+    assert third != first and handlers.restore(first)["sid"] == first
 
 
 def test_settings_never_echo_the_api_key(client, services):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.doubles.chat_model import StubOpenAIServer
+from devtools.doubles.openai_server import StubOpenAIServer
 from interviewer.config import Settings
 from interviewer.ui.handlers import MODE_OPENAI
 from tests.test_faults import FAULTS
@@ -47,9 +47,10 @@ def services(built_index: Path, tmp_path_factory, stub):
 def client(services):
     from gradio_client import Client
 
-    from interviewer.ui.handlers import launch
+    from interviewer.facade import InterviewApp
+    from interviewer.ui.layout import launch
 
-    demo = launch(services, prevent_thread_lock=True, quiet=True)
+    demo = launch(InterviewApp(services), prevent_thread_lock=True, quiet=True)
     yield Client(f"http://127.0.0.1:{services.settings.port}/", verbose=False)
     demo.close()
 

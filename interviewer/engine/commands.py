@@ -1,4 +1,5 @@
-"""Candidate commands typed in chat (and sent by the UI buttons).
+"""Candidate commands typed in chat (and sent by the UI buttons): parsing, and the ``command`` graph node
+that carries them out (/hint, /skip, /harder, /harder ksana, /rate, /end, /help).
 
 A message is a command only when the whole message is one; ``/end`` inside an answer is data.
 """
@@ -7,6 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from interviewer.engine import moves
+from interviewer.engine.context import Context
+from interviewer.engine.state import END, MainThread, Move, OpenQuestion, State, message
+from interviewer.engine.turns import answer_seconds, turn
+from interviewer.grading.contract import PointResult
+from interviewer.grading.offline import grade_offline
+from interviewer.knowledge.topics import default_ladders
+from interviewer.messages import say
 
 RATINGS = ("流畅", "基本", "卡顿", "不会")
 COMMAND = re.compile(r"^\s*/(?P<name>[a-zA-Z]+)(?:\s+(?P<arg>\S+))?\s*$")
@@ -45,3 +55,103 @@ def parse_command(text: str) -> Command | None:
     if name == "rate":
         return Command("rate", arg if arg in RATINGS else "", raw) if arg in RATINGS else Command("unknown", raw=raw)
     return Command(name, arg, raw)
+
+
+# ------------------------------------------------------------------ the command node
+
+
+def command_node(ctx: Context, state: State) -> dict:
+    text = (state.get("inbox") or {}).get("text", "")
+    cmd = parse_command(text)
+    lang = state.get("lang", "zh")
+    messages = list(state["messages"])
+    current = OpenQuestion.load(state.get("current"))
+
+    def notice(key: str, **values: object) -> None:
+        messages.append(message(say(key, lang, **values), kind="notice"))
+
+    if cmd.name in ("help", "unknown"):
+        prefix = "" if cmd.name == "help" else say("unknown_command", lang)
+        messages.append(message(prefix + HELP["en" if lang == "en" else "zh"], kind="notice"))
+        return {"messages": messages, "route": "end"}
+    if cmd.name == "rate":
+        return rate(state, cmd, messages, notice)
+    if cmd.name == "end":
+        return {"messages": messages, "next": END.dump(), "route": "ask", "current": None}
+    if current is None:
+        notice("no_open_question")
+        return {"messages": messages, "route": "end"}
+    current.commands = current.commands + [cmd.raw]
+    if cmd.name == "hint":
+        return hint(ctx, state, current, messages, lang)
+    if cmd.name == "skip":
+        return skip(ctx, state, current, messages, lang)
+    return harder(ctx, state, current, messages, lang, ladder="ksana" if cmd.name == "harder_ksana" else None)
+
+
+def rate(state: State, cmd: Command, messages: list, notice) -> dict:
+    turns = list(state.get("turns", []))
+    if not turns:
+        notice("nothing_to_rate")
+        return {"messages": messages, "route": "end"}
+    turns[-1] = {**turns[-1], "self_rating": cmd.arg, "commands": turns[-1]["commands"] + [cmd.raw]}
+    notice("rated", rating=cmd.arg, band=turns[-1]["grade"]["band"])
+    return {"messages": messages, "turns": turns, "route": "end"}
+
+
+def hint(ctx: Context, state: State, current: OpenQuestion, messages: list, lang: str) -> dict:
+    level = len(current.hints) + 1
+    if level > len(moves.HINT_DEDUCTIONS):
+        messages.append(message(say("no_hints_left", lang), kind="notice"))
+        return {"messages": messages, "current": current.dump(), "route": "end"}
+    q = ctx.bank[current.target.question_id]
+    target = ctx.target(current.target, lang)
+    covered = set(MainThread.load(state.get("main")).covered)
+    points = [p for p in sorted(target.points, key=lambda p: -p.weight) if p.id not in covered] or list(target.points)
+    text, deduction = moves.hint(q, points, level, lang)
+    current.hints = current.hints + [{"level": level, "text": text, "deduction": deduction}]
+    total = sum(h["deduction"] for h in current.hints)
+    messages.append(message(text + say("hint_tail", lang, level=level, total=total), kind="hint"))
+    return {"messages": messages, "current": current.dump(), "route": "end"}
+
+
+def skip(ctx: Context, state: State, current: OpenQuestion, messages: list, lang: str) -> dict:
+    target = ctx.target(current.target, lang)
+    points = [PointResult(point_id=p.id, point=p.point, covered=0, note=p.note, weight=p.weight) for p in target.points]
+    grade = grade_offline(target, "")
+    grade = grade.model_copy(update={"points": points, "flags": ["skipped"], "score": 0, "band": "不会",
+                                     "feedback": say("skipped_feedback", lang) + grade.feedback})
+    record = turn(ctx, current, "", answer_seconds(ctx, state), grade, lang)
+    messages.append(message(say("skipping", lang), kind="notice"))
+    main = MainThread.load(state.get("main"))
+    main.last_grade = grade.model_dump()
+    return {"messages": messages, "turns": list(state.get("turns", [])) + [record], "current": None,
+            "main": main.model_dump(), "route": "decide"}
+
+
+def harder(ctx: Context, state: State, current: OpenQuestion, messages: list, lang: str, ladder: str | None) -> dict:
+    """The next step of a ladder (``/harder ksana``) or of the open topic's own ladder (``/harder``)."""
+    asked = set(state.get("asked", []))
+    if ladder is not None:
+        level = min(moves.TOP_LEVEL, max(state.get("ksana_level", 0), current.difficulty) + 1)
+        move = moves.ladder_move(ctx.bank, default_ladders()[ladder], level, asked, lang)
+    else:
+        q = ctx.bank[MainThread.load(state.get("main")).question_id or current.target.question_id]
+        move = moves.harder_topic_move(ctx.bank, q, current.difficulty + 1, asked, lang)
+    if move is None:
+        messages.append(message(say("top_level", lang), kind="notice"))
+        return {"messages": messages, "current": current.dump(), "route": "end"}
+    queue = list(state.get("queue", []))
+    if current.kind == "main":  # put the unanswered main question back; it is asked after the detour
+        back = Move(**current.model_dump(include=set(Move.model_fields) - {"commands", "grounding", "plan_pos"}))
+        queue.insert(0, back.model_copy(update={"deferred": True}).dump())
+    nxt = moves.ground(move, ctx.retriever).model_copy(update={"commands": [(state.get("inbox") or {}).get("text", "").strip()]})
+    updates = {"messages": messages, "queue": queue, "next": nxt.dump(), "route": "ask", "current": None}
+    if ladder is not None:
+        updates["ksana_level"] = move.difficulty
+    if current.kind == "main":
+        asked_list = list(state.get("asked", []))
+        if current.text in asked_list:
+            asked_list.remove(current.text)
+        updates["asked"] = asked_list
+    return updates

@@ -1,146 +1,115 @@
-"""Choosing the next move and phrasing it: probes, deeper follow-ups, harder KsanaLLM questions, hints.
+"""The interviewer's moves: probes of a missed point, deeper follow-ups, ``/harder`` ladder steps, hints, and
+a model's rewording of a follow-up.
 
-The decision is code on evidence (rubric coverage of the open question, the follow-up budget, the
-stage's time budget); a model, when configured, only rewrites the wording of a follow-up from the
-retrieved passages, and a rewrite whose citations are not in the index is replaced by the authored
-probe. Every follow-up carries citations (``source``, ``heading``) of notes that exist.
+Every constructor here is pure (bank in, :class:`Move` out); a move carries a :class:`Grounding` that
+:func:`ground` turns into citations of notes that exist (the only step that searches). A model only rewrites
+the wording of a follow-up from retrieved passages; a rewrite whose citations are not in the index is
+replaced by the authored question.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from interviewer.engine.prefetch import CITATION_MARK, TextStream
+from interviewer.engine.state import Grounding, Move, Reason, TargetRef
 from interviewer.grading.answer_text import clean_text, is_injection
-from interviewer.grading.offline import Citation, Grade
 from interviewer.knowledge.bank import KeyPoint, Question
+from interviewer.knowledge.citation import Citation, all_exist
+from interviewer.knowledge.topics import Ladder
+from interviewer.messages import say
 from interviewer.search.retrieval import Passage, Retriever
 
 HINT_DEDUCTIONS = (5, 10, 15)  # per level; cumulative
 STRONG = 85
 KSANA = "ksanallm"
+TOP_LEVEL = 4  # a source-level question's harder follow-up
 
 
-@dataclass
-class Move:
-    """The interviewer's next question, with how to grade it and where it comes from."""
-
-    kind: str  # "main" or "follow_up"
-    question_id: str | None  # bank id; None for generated follow-ups
-    text: str
-    topic: str
-    difficulty: int
-    target: list  # how to rebuild the grading target: ["question", qid] | ["probe", qid, pid] | ["follow_up", qid, i]
-    citations: list[dict] = field(default_factory=list)
-    reason: str = ""
-
-    def to_state(self) -> dict:
-        return {"kind": self.kind, "question_id": self.question_id, "text": self.text, "topic": self.topic,
-                "difficulty": self.difficulty, "target": self.target, "citations": self.citations,
-                "reason": self.reason}
-
-
-def cite(note: str) -> dict:
-    return Citation.from_note(note).model_dump()
+def ground(move: Move, retriever: Retriever | None, answer: str = "") -> Move:
+    """The move with its citations: the authored note section first, then what retrieval finds for the move's
+    query in the light of what the candidate said (only sections that exist). The dense half embeds the query
+    alone (reused whenever that point is probed again); the lexical half also reads the candidate's words."""
+    g = move.grounding
+    if g is None:
+        return move
+    cites = [Citation.parse(g.note).model_dump()]
+    if retriever is not None:
+        for p in retriever.search(f"{g.query} {answer[:200]}", k=3, dense_query=g.query):
+            c = {"source": p.source, "heading": p.heading}
+            if c not in cites and (p.origin == "own" or not g.topic or p.topic == g.topic or len(cites) < 2):
+                cites.append(c)
+            if len(cites) >= 3:
+                break
+    return move.model_copy(update={"citations": cites, "grounding": None})
 
 
-def grounding(retriever: Retriever | None, point_text: str, answer: str, note: str, topic: str | None = None) -> list[dict]:
-    """Citations for a follow-up: the authored note section first, then what retrieval finds for
-    the missed point in the light of what the candidate said (only sections that exist). The dense half
-    embeds the point alone (its embedding is reused whenever that point is probed again); the lexical
-    half also reads the candidate's words."""
-    cites = [cite(note)]
-    if retriever is None:
-        return cites
-    query = f"{point_text} {answer[:200]}"
-    for p in retriever.search(query, k=3, dense_query=point_text):
-        c = {"source": p.source, "heading": p.heading}
-        if c not in cites and (p.origin == "own" or not topic or p.topic == topic or len(cites) < 2):
-            cites.append(c)
-        if len(cites) >= 3:
-            break
-    return cites
+def question_move(q: Question, lang: str, reason: Reason, topic: str | None = None) -> Move:
+    """A bank question asked as a follow-up (a ladder step)."""
+    return Move(kind="follow_up", question_id=q.id, text=q.question.get(lang), topic=topic or q.topic,
+                difficulty=q.difficulty, target=TargetRef(kind="question", question_id=q.id), reason=reason,
+                grounding=Grounding(note=q.rubric[0].note, query=q.question.zh, topic=topic or q.topic))
 
 
-def missed_points(grade: Grade, question_points: list[KeyPoint]) -> list[KeyPoint]:
-    """Key points not covered, heaviest first."""
-    covered = {p.point_id: p.covered for p in grade.points}
-    missed = [p for p in question_points if covered.get(p.id, 0) < 0.75]
-    return sorted(missed, key=lambda p: -p.weight)
+def follow_up_move(q: Question, i: int, lang: str, reason: Reason, question_id: str | None = None) -> Move:
+    f = q.follow_ups[i]
+    text = f.question.get(lang)
+    return Move(kind="follow_up", question_id=question_id, text=text, topic=q.topic, difficulty=f.difficulty,
+                target=TargetRef(kind="follow_up", question_id=q.id, follow_up=i), reason=reason,
+                grounding=Grounding(note=f.note, query=text, topic=q.topic))
 
 
-def probe_move(q: Question, point: KeyPoint, lang: str, retriever: Retriever | None, answer: str) -> Move:
-    return Move("follow_up", None, point.probe.get(lang), q.topic, q.difficulty, ["probe", q.id, point.id],
-                grounding(retriever, point.point, answer, point.note, None), reason="missed:" + point.id)
+def probe_move(q: Question, point: KeyPoint, lang: str) -> Move:
+    return Move(kind="follow_up", text=point.probe.get(lang), topic=q.topic, difficulty=q.difficulty,
+                target=TargetRef(kind="probe", question_id=q.id, point_id=point.id), reason=Reason.MISSED,
+                grounding=Grounding(note=point.note, query=point.point, topic=None))
 
 
-def deeper_move(q: Question, asked: set[str], lang: str, retriever: Retriever | None, answer: str,
-                min_difficulty: int | None = None) -> Move | None:
+def deeper_move(q: Question, asked: set[str], lang: str, min_difficulty: int | None = None,
+                reason: Reason = Reason.DEEPER) -> Move | None:
     """A harder authored follow-up of ``q`` not asked yet."""
     floor = q.difficulty if min_difficulty is None else min_difficulty - 1
     for i, f in enumerate(q.follow_ups):
-        text = f.question.get(lang)
-        if f.difficulty > floor and text not in asked:
-            cites = grounding(retriever, text, answer, f.note, q.topic)
-            return Move("follow_up", None, text, q.topic, f.difficulty, ["follow_up", q.id, i], cites,
-                        reason="deeper")
+        if f.difficulty > floor and f.question.get(lang) not in asked:
+            return follow_up_move(q, i, lang, reason)
     return None
 
 
-def harder_ksana_move(bank: dict[str, Question], level: int, asked: set[str], lang: str,
-                      retriever: Retriever | None) -> Move | None:
-    """A KsanaLLM question at ``level`` or above (4 = a source-level question's harder follow-up)."""
-    ksana = [q for q in bank.values() if q.topic == KSANA and q.stage == "technical"]
-    for want in range(level, 5):
-        for q in sorted(ksana, key=lambda x: x.id):
-            if want <= 3 and q.difficulty == want and q.question.get(lang) not in asked:
-                return Move("follow_up", q.id, q.question.get(lang), KSANA, q.difficulty, ["question", q.id],
-                            grounding(retriever, q.question.zh, "", q.rubric[0].note, KSANA), reason="harder_ksana")
-            if want == 4 and q.difficulty == 3:
-                move = deeper_move(q, asked, lang, retriever, "", min_difficulty=4)
-                if move:
-                    move.question_id, move.reason = q.id, "harder_ksana"
-                    return move
+def ladder_move(bank: dict[str, Question], ladder: Ladder, level: int, asked: set[str], lang: str) -> Move | None:
+    """The first step of ``ladder`` at ``level`` or above that has not been asked."""
+    reason = Reason.HARDER_KSANA if ladder.command == "ksana" else Reason.HARDER
+    for step in ladder.steps:
+        ref = TargetRef.parse(step)
+        q = bank[ref.question_id]
+        if ref.kind == "follow_up":
+            f = q.follow_ups[ref.follow_up or 0]
+            if f.difficulty >= level and f.question.get(lang) not in asked:
+                return follow_up_move(q, ref.follow_up or 0, lang, reason, question_id=q.id)
+        elif q.difficulty >= level and q.question.get(lang) not in asked:
+            return question_move(q, lang, reason, topic=KSANA if ladder.command == "ksana" else None)
     return None
 
 
-def harder_topic_move(bank: dict[str, Question], current: Question, level: int, asked: set[str], lang: str,
-                      retriever: Retriever | None) -> Move | None:
+def harder_topic_move(bank: dict[str, Question], current: Question, level: int, asked: set[str], lang: str) -> Move | None:
     """Harder on the current topic: its own harder follow-ups, else a harder bank question of the topic."""
-    move = deeper_move(current, asked, lang, retriever, "", min_difficulty=level)
+    move = deeper_move(current, asked, lang, min_difficulty=level)
     if move:
         return move
     same = sorted((q for q in bank.values() if q.topic == current.topic and q.stage == "technical"
                    and q.difficulty >= level and q.question.get(lang) not in asked), key=lambda q: (q.difficulty, q.id))
-    if same:
-        q = same[0]
-        return Move("follow_up", q.id, q.question.get(lang), q.topic, q.difficulty, ["question", q.id],
-                    grounding(retriever, q.question.zh, "", q.rubric[0].note, q.topic), reason="harder")
-    return None
+    return question_move(same[0], lang, Reason.HARDER) if same else None
 
 
 def hint(q: Question, points: list[KeyPoint], level: int, lang: str) -> tuple[str, int]:
     """The hint at ``level`` (1 restate, 2 concept, 3 note section) and its deduction in points."""
-    zh = lang != "en"
     point = points[0] if points else q.rubric[0]
     if level == 1:
-        text = (f"换个问法：{q.question.zh} 可以从「它解决什么问题 → 怎么做到 → 代价是什么」三步来答。" if zh else
-                f"Put differently: {q.question.get('en')} Try: what problem it solves → how → what it costs.")
+        text = say("hint_restate", lang, question=q.question.get(lang))
     elif level == 2:
-        concepts = "、".join(g[0] for g in point.keywords)
-        text = (f"提示：想想这几个概念之间的关系：{concepts}。" if zh else f"Hint: think about how these relate: {concepts}.")
+        text = say("hint_concepts", lang, concepts="、".join(g[0] for g in point.keywords))
     else:
-        text = (f"提示：这部分在笔记 {point.note}。" if zh else f"Hint: this is in the notes at {point.note}.")
+        text = say("hint_note", lang, note=point.note)
     return text, HINT_DEDUCTIONS[level - 1]
-
-
-def valid_citations(cites: list[dict], addresses: set[str]) -> bool:
-    """Every citation names a section that exists in the index."""
-    return bool(cites) and all(
-        f"{c.get('source')} § {c.get('heading')}" in addresses
-        or any(a.startswith(f"{c.get('source')} § {c.get('heading')} › ") for a in addresses)
-        for c in cites)
 
 
 def _model_text(model, prompt: str, stream: TextStream | None) -> str:
@@ -173,9 +142,8 @@ def phrase_with_model(model, move: Move, passages: list[Passage], answer: str, l
     cites = [{"source": passages[n - 1].source, "heading": passages[n - 1].heading} for n in sorted(refs)
              if 0 < n <= len(passages)]
     body = CITATION_MARK.sub("", text).strip()
-    if not body or len(body) > 400 or not valid_citations(cites, addresses):
+    if not body or len(body) > 400 or not all_exist(cites, addresses):
         return move
     if not re.search(r"[?？]", body) or is_injection(clean_text(body)):  # a question, not an announcement or an order
         return move
-    return Move(move.kind, move.question_id, body, move.topic, move.difficulty, move.target, cites,
-                reason=move.reason + "+model")
+    return move.model_copy(update={"text": body, "citations": cites, "worded_by": "model"})

@@ -1,4 +1,4 @@
-"""Answering the candidate's own questions in the reverse stage, from the notes only.
+"""The reverse stage: the candidate's own questions, answered from the notes only (the ``reverse`` graph node).
 
 With a model: a LangChain agent (``create_agent``) with one tool, notes search; it must cite the
 notes or say it does not know. Offline: the best matching note section, quoted with its citation,
@@ -7,13 +7,18 @@ or an honest "not in the notes".
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import Executor
 
 from langchain_core.messages import AIMessageChunk, ToolMessage
 
+from interviewer.engine.context import Context
 from interviewer.engine.prefetch import TextStream
+from interviewer.engine.state import OpenQuestion, State, message
+from interviewer.messages import say
 from interviewer.search.retrieval import Passage, Retriever, content_words
 
+NO_MORE = re.compile(r"^\s*(没有了?|没了|没有问题了?|暂时没有|就这些|no more|nothing else|no(, thanks)?|that'?s all)\W*$", re.IGNORECASE)
 MIN_SHARED_WORDS = 0.5  # share of the question's content words that the passage must contain
 
 
@@ -27,11 +32,10 @@ def answer_offline(question: str, retriever: Retriever | None, lang: str) -> tup
     passages = retriever.search(question, k=3) if retriever else []
     good = [p for p in passages if _relevant(question, p)]
     if not good:
-        return ("这个问题我的笔记里没有可靠的依据，我不确定，就不乱答了。" if lang == "zh" else
-                "The notes have nothing reliable on that, so I don't know and won't guess."), []
+        return say("not_in_notes", lang), []
     p = good[0]
     excerpt = p.text.strip().replace("\n", " ")[:260]
-    lead = f"根据笔记（{p.address}）：" if lang == "zh" else f"From the notes ({p.address}): "
+    lead = say("from_notes", lang, where=p.address)
     return lead + excerpt, [{"source": q.source, "heading": q.heading} for q in good[:2]]
 
 
@@ -93,3 +97,26 @@ def answer_question(question: str, retriever: Retriever | None, model, lang: str
         return pool.submit(answer_with_agent, question, retriever, model, lang, stream).result(timeout=deadline_s)
     except Exception:
         return answer_offline(question, retriever, lang)
+
+
+def reverse_node(ctx: Context, state: State) -> dict:
+    """Answer one of the candidate's questions; after enough of them (or "没有了") the stage is graded."""
+    current = OpenQuestion.load(state.get("current"))
+    lang = state.get("lang", "zh")
+    text = state["inbox"]["text"]
+    stage = ctx.situation(state).stage
+    log = list(current.reverse_log)
+    messages = list(state["messages"])
+    done = bool(NO_MORE.match(text))
+    if not done:
+        sid = state.get("session_id") or ""
+        stream = TextStream(clean=str.strip)
+        with stream.listening(ctx.listeners.get(sid)):
+            answer, cites = answer_question(text, ctx.retriever, ctx.model, lang, max(0.1, ctx.budget(sid, 0.8)), ctx.pool, stream)
+        log.append({"question": text, "answer": answer, "citations": cites})
+        messages.append(message(answer, kind="reverse_answer", citations=cites))
+        done = len(log) >= stage.candidate_asks
+        if not done:
+            messages.append(message(say("anything_else", lang), kind="notice"))
+    current.reverse_log = log or ([{"question": text, "answer": "", "citations": []}] if done else [])
+    return {"current": current.dump(), "messages": messages, "route": "grade" if done else "end"}

@@ -15,11 +15,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
+from interviewer.bands import BANDS, Band  # noqa: F401  (Band is a field type below)
 from interviewer.resources import KNOWLEDGE_DIR
 
 Stage = Literal["intro", "technical", "project", "reverse", "drill"]
-Band = Literal["流畅", "基本", "卡顿", "不会"]
-BANDS: tuple[str, ...] = ("不会", "卡顿", "基本", "流畅")
 
 
 def _compile_all(patterns: list[str]) -> list[str]:

@@ -1,0 +1,90 @@
+"""The routing policy: which question comes next, decided from the state, the plan, the bank and the last grade.
+
+Pure: no index, no model, no store, no clock. The ``ask`` node finds the citations of the move chosen here
+(:func:`interviewer.engine.moves.ground`) and a model may reword it; neither changes the decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from interviewer.engine.moves import STRONG, deeper_move, probe_move
+from interviewer.engine.state import END, MainThread, Move, Reason, TargetRef
+from interviewer.grading.contract import Grade
+from interviewer.knowledge.bank import Plan, Question, StagePlan
+
+
+@dataclass(frozen=True)
+class LastTurn:
+    """What the policy needs of the last graded turn."""
+
+    kind: str  # "main" or "follow_up"
+    answer: str
+    grade: Grade
+
+
+@dataclass(frozen=True)
+class Situation:
+    """The slice of the engine state the policy reads."""
+
+    plan: Plan
+    bank: dict[str, Question]
+    lang: str = "zh"
+    stage_i: int = 0
+    q_i: int = 0
+    main: MainThread = field(default_factory=MainThread)
+    queue: tuple[Move, ...] = ()
+    last: LastTurn | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    asked: frozenset[str] = frozenset()
+
+    @property
+    def stage(self) -> StagePlan | None:
+        return self.plan.stages[self.stage_i] if self.stage_i < len(self.plan.stages) else None
+
+
+def next_main(s: Situation) -> Move:
+    """The next main question of the plan, or the end."""
+    si, qi = s.stage_i, s.q_i
+    stages = s.plan.stages
+    while si < len(stages) and qi >= len(stages[si].questions):
+        si, qi = si + 1, 0
+    if si >= len(stages):
+        return END
+    qid = stages[si].questions[qi]
+    q = s.bank[qid]
+    return Move(kind="main", question_id=qid, text=q.question.get(s.lang), topic=q.topic, difficulty=q.difficulty,
+                target=TargetRef(kind="question", question_id=qid), reason=Reason.PLAN, plan_pos=(si, qi))
+
+
+def gave_up(grade: Grade) -> bool:
+    return "skipped" in grade.flags or ("dont_know" in grade.flags and grade.score < 30)
+
+
+def room_for_follow_up(s: Situation) -> bool:
+    """The main question's follow-up budget and the stage's time budget both have room."""
+    stage = s.stage
+    over = stage is not None and s.stage_seconds.get(stage.id, 0) > stage.budget_s
+    return s.main.follow_ups < s.plan.follow_up_budget and not over
+
+
+def choose(s: Situation) -> Move:
+    """The next move: a deferred question first; after a strong main answer in the technical stage a harder
+    follow-up; after a weaker one a probe of the heaviest missed point; otherwise the plan goes on."""
+    if s.queue:
+        return s.queue[0].model_copy(update={"from_queue": True})
+    stage, last = s.stage, s.last
+    if stage is None or last is None:
+        return next_main(s)
+    q = s.bank.get(s.main.question_id or "")
+    if q is None or not room_for_follow_up(s) or gave_up(last.grade) or stage.candidate_asks:
+        return next_main(s)
+    if last.grade.score >= STRONG and last.kind == "main" and stage.id == "technical":
+        move = deeper_move(q, set(s.asked), s.lang)
+        if move:
+            return move
+    missed = [p for p in q.rubric if p.id not in set(s.main.covered) and p.id not in set(s.main.probed)]
+    missed = [p for p in sorted(missed, key=lambda p: -p.weight) if p.probe.get(s.lang) not in s.asked]
+    if missed and last.grade.score < STRONG:
+        return probe_move(q, missed[0], s.lang)
+    return next_main(s)

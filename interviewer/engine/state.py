@@ -1,0 +1,199 @@
+"""The engine's typed state: what a move is, what it is graded against, why it was chosen.
+
+The LangGraph checkpoint keeps plain JSON (``State`` below), so a checkpoint written by an older version
+still loads; the engine reads every entry through these models (``Move.load``) and writes them back with
+``dump``. Routing decisions are values (:class:`Reason`, :class:`TargetRef`), never string prefixes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal, TypedDict
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class Reason(StrEnum):
+    """Why a question is asked."""
+
+    PLAN = "plan"  # the next main question of the plan
+    MISSED = "missed"  # probe a key point the answer missed
+    DEEPER = "deeper"  # a harder authored follow-up after a strong answer
+    HARDER = "harder"  # the candidate asked /harder
+    HARDER_KSANA = "harder_ksana"  # the candidate asked /harder ksana
+
+
+class TargetRef(BaseModel, frozen=True):
+    """What an answer is graded against: a bank question, one of its follow-ups, or a probe of one key point.
+
+    Its stable id (``kv_cache``, ``kv_cache/f1``, ``kv_cache/<point id>``) is what ``interviewer questions``
+    lists and ``interviewer grade --question-id`` accepts."""
+
+    kind: Literal["question", "follow_up", "probe"]
+    question_id: str
+    follow_up: int | None = None  # index into the question's follow-ups
+    point_id: str | None = None  # the probed key point
+
+    @property
+    def id(self) -> str:
+        if self.kind == "follow_up":
+            return f"{self.question_id}/f{(self.follow_up or 0) + 1}"
+        if self.kind == "probe":
+            return f"{self.question_id}/{self.point_id}"
+        return self.question_id
+
+    @classmethod
+    def parse(cls, ref: str) -> TargetRef:
+        """The inverse of :attr:`id` (bank membership is checked by the caller)."""
+        qid, _, rest = ref.partition("/")
+        if not rest:
+            return cls(kind="question", question_id=qid)
+        if rest[:1] == "f" and rest[1:].isdigit() and int(rest[1:]) >= 1:
+            return cls(kind="follow_up", question_id=qid, follow_up=int(rest[1:]) - 1)
+        return cls(kind="probe", question_id=qid, point_id=rest)
+
+    @classmethod
+    def from_legacy(cls, ref: list) -> TargetRef:
+        """A checkpoint of the first wave stored ``["question", qid]``, ``["probe", qid, pid]``, ``["follow_up", qid, i]``."""
+        kind, qid = ref[0], ref[1]
+        if kind == "probe":
+            return cls(kind="probe", question_id=qid, point_id=ref[2])
+        if kind == "follow_up":
+            return cls(kind="follow_up", question_id=qid, follow_up=int(ref[2]))
+        return cls(kind="question", question_id=qid)
+
+
+class Grounding(BaseModel, frozen=True):
+    """How to find the notes behind a follow-up: the authored section first, then a search for ``query``."""
+
+    note: str
+    query: str
+    topic: str | None = None  # restrict extra citations to this topic (None: any)
+
+
+class Move(BaseModel):
+    """The interviewer's next question (or the end), with how to grade it and where it comes from."""
+
+    kind: Literal["main", "follow_up", "end"]
+    question_id: str | None = None
+    text: str = ""
+    topic: str = ""
+    difficulty: int = 1
+    target: TargetRef | None = None
+    citations: list[dict] = Field(default_factory=list)
+    reason: Reason = Reason.PLAN
+    worded_by: Literal["bank", "model"] = "bank"
+    grounding: Grounding | None = None  # set until the citations are found
+    plan_pos: tuple[int, int] | None = None  # (stage, question) of a main question taken from the plan
+    from_queue: bool = False  # a deferred question taken off the queue
+    deferred: bool = False  # put back on the queue by /harder
+    commands: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        """Read first-wave checkpoints: list targets, ``missed:<pid>``/``deeper+model`` reasons, ``_pop``/``_plan``."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("target"), list):
+            data["target"] = TargetRef.from_legacy(data["target"])
+        reason = data.get("reason")
+        if isinstance(reason, str):
+            if reason.endswith("+model"):
+                reason, data["worded_by"] = reason.removesuffix("+model"), "model"
+            reason = reason.split(":", 1)[0] or "plan"
+            data["reason"] = reason if reason in Reason._value2member_map_ else "plan"
+        if "_plan" in data:
+            data["plan_pos"] = tuple(data.pop("_plan"))
+        if data.pop("_pop", False):
+            data["from_queue"] = True
+        return data
+
+    @classmethod
+    def load(cls, data: dict | Move | None) -> Move | None:
+        if data is None or isinstance(data, Move):
+            return data
+        return cls.model_validate(data)
+
+    def dump(self) -> dict:
+        return self.model_dump(mode="json", exclude={"grounding"} if self.grounding is None else set())
+
+    @property
+    def key(self) -> tuple:
+        """Two moves are the same when they target the same rubric item with the same authored text."""
+        return (self.kind, self.target.id if self.target else None, self.text)
+
+    @property
+    def probes_point(self) -> str | None:
+        return self.target.point_id if self.reason == Reason.MISSED and self.target else None
+
+    @property
+    def counts_as_follow_up(self) -> bool:
+        """Spends the main question's follow-up budget."""
+        return self.reason in (Reason.MISSED, Reason.DEEPER)
+
+    @property
+    def rewordable(self) -> bool:
+        """A model may reword it (probes and deeper follow-ups; not bank questions asked as they are)."""
+        return self.kind == "follow_up" and self.reason in (Reason.MISSED, Reason.DEEPER)
+
+
+END = Move(kind="end")
+
+
+class OpenQuestion(Move):
+    """The question on the table: a move that has been asked, with what happened since."""
+
+    stage: str = ""
+    asked_at: float = 0.0
+    hints: list[dict] = Field(default_factory=list)
+    reverse_log: list[dict] = Field(default_factory=list)
+
+    @classmethod
+    def load(cls, data: dict | None) -> OpenQuestion | None:  # type: ignore[override]
+        return None if not data else cls.model_validate(data)
+
+
+class MainThread(BaseModel):
+    """The open main question and what its follow-ups have established so far."""
+
+    question_id: str | None = None
+    follow_ups: int = 0
+    covered: list[str] = Field(default_factory=list)
+    probed: list[str] = Field(default_factory=list)
+    last_grade: dict | None = None
+
+    @classmethod
+    def load(cls, data: dict | None) -> MainThread:
+        return cls.model_validate(data or {})
+
+
+class State(TypedDict, total=False):
+    """The checkpointed channels (plain JSON; see the models above for the shape of each entry)."""
+
+    session_id: str
+    plan_id: str
+    lang: str
+    model: str
+    stage_i: int
+    q_i: int
+    main: dict  # MainThread
+    current: dict | None  # OpenQuestion
+    queue: list  # [Move]: deferred moves to ask before the plan continues
+    next: dict | None  # Move chosen by the policy (or a command), asked by the ``ask`` node
+    turns: list  # graded turns (see report.transcript.Turn)
+    asked: list  # question texts asked so far
+    messages: list  # the chat as the candidate sees it
+    inbox: dict  # the message being processed
+    inputs: int
+    route: str
+    stage_seconds: dict
+    ksana_level: int
+    finished: bool
+    summary: dict
+
+
+def message(content: str, role: str = "assistant", **meta: Any) -> dict:
+    """One chat message as stored in the checkpoint."""
+    return {"role": role, "content": content, **meta}

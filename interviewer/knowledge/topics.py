@@ -1,0 +1,75 @@
+"""Topics and ladders: how each topic is named to the candidate (``knowledge/topics.yaml``) and the extra
+``/harder`` ladders (one file each in ``knowledge/ladders/``).
+
+A ladder is a list of target ids (``question_id`` or ``question_id/fN``) climbed one level per request; the
+step's level is its difficulty. Adding a ladder is adding one YAML file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from interviewer.knowledge.bank import KnowledgeError, Question, Text, _load_list, _read_yaml, _validation_message
+from interviewer.resources import KNOWLEDGE_DIR
+
+
+class Topic(BaseModel):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    label: Text
+
+
+class Ladder(BaseModel):
+    """Harder questions for ``/harder <command>``, easiest first."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    command: str = Field(pattern=r"^[a-z0-9_]+$", description="the word after /harder that climbs it")
+    label: Text
+    topics: list[str] = Field(default_factory=lambda: ["all"], description="topics during which it is offered")
+    steps: list[str] = Field(min_length=1)
+
+    def check_against(self, bank: dict[str, Question]) -> None:
+        for step in self.steps:
+            qid, _, rest = step.partition("/")
+            q = bank.get(qid)
+            ok = q is not None and (not rest or (rest[:1] == "f" and rest[1:].isdigit() and 1 <= int(rest[1:]) <= len(q.follow_ups)))
+            if not ok:
+                raise KnowledgeError(f"ladder '{self.id}': step '{step}' is not a question or follow-up of the bank")
+
+
+def load_topics(path: Path | None = None) -> dict[str, Topic]:
+    return {t.id: t for t in _load_list(path or KNOWLEDGE_DIR / "topics.yaml", Topic, "topic")}
+
+
+def load_ladders(directory: Path | None = None) -> dict[str, Ladder]:
+    """Every ladder file, by command word."""
+    ladders: dict[str, Ladder] = {}
+    for path in sorted((directory or KNOWLEDGE_DIR / "ladders").glob("*.yaml")):
+        data = _read_yaml(path)
+        try:
+            ladder = Ladder.model_validate(data)
+        except Exception as exc:  # noqa: BLE001 - a ValidationError, named with its file
+            raise KnowledgeError(_validation_message(path, data, exc, "ladder") if hasattr(exc, "errors") else f"{path.name}: {exc}") from exc
+        ladders[ladder.command] = ladder
+    return ladders
+
+
+@lru_cache(maxsize=1)
+def default_topics() -> dict[str, Topic]:
+    return load_topics()
+
+
+@lru_cache(maxsize=1)
+def default_ladders() -> dict[str, Ladder]:
+    return load_ladders()
+
+
+def topic_label(topic: object, lang: str = "zh") -> str:
+    """The name a candidate sees for a topic id (the id itself for a topic not in the file)."""
+    try:
+        t = default_topics().get(str(topic or ""))
+    except KnowledgeError:  # a broken topics file must not break a report
+        t = None
+    return t.label.get(lang) if t else str(topic or "")

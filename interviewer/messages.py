@@ -1,0 +1,64 @@
+"""Everything the interviewer says to the candidate that is not a question from the bank, in zh and en.
+
+One catalogue instead of inline language switches: ``say(key, lang, **values)``. A missing key or value is
+a programming error and raises at once.
+"""
+
+from __future__ import annotations
+
+CATALOGUE: dict[str, dict[str, str]] = {
+    # engine: ingest
+    "answer_cut": {"zh": "回答太长（{length} 字），只保留并评分前 {kept} 字。",
+                   "en": "Your answer was too long ({length} characters); only the first {kept} were kept and graded."},
+    "interview_over": {"zh": "面试已经结束，可以导出报告或开始新的面试。",
+                       "en": "This interview has ended; export the report or start a new one."},
+    "nothing_received": {"zh": "没有收到内容。请输入你的回答，或输入 /skip 跳过、/hint 要提示。",
+                         "en": "Nothing received. Type your answer, or /skip, or /hint."},
+    # engine: grading
+    "hint_cost": {"zh": " 使用提示扣 {points} 分。", "en": " Hints cost {points} points."},
+    "over_time": {"zh": " 用时 {seconds} 秒，超过 {budget} 秒的预算，练习把回答压缩到 1–2 分钟。",
+                  "en": " Took {seconds} s, over the {budget} s budget: practise a 1–2 minute answer."},
+    "grade_head": {"zh": "【评分】{band} · {score} 分", "en": "[Grade] {band} · {score}/100"},
+    "model_timeout": {"zh": "模型响应超时，本题已改用离线评分。", "en": "The model timed out; this answer was graded offline."},
+    "closing": {"zh": "面试结束。总分 {score}（{band}）。薄弱话题：{weak}。完整报告和复习计划见右侧/导出。",
+                "en": "The interview is over. Overall {score} ({band}). See the report for the study plan."},
+    "none": {"zh": "无", "en": "none"},
+    # engine: commands
+    "unknown_command": {"zh": "未知命令。", "en": "Unknown command. "},
+    "nothing_to_rate": {"zh": "还没有已回答的题目可以自评。", "en": "There is no answered question to rate yet."},
+    "rated": {"zh": "已记录自评：{rating}（评分器：{band}）。", "en": "Self-rating recorded: {rating} (grader: {band})."},
+    "no_open_question": {"zh": "当前没有进行中的题目。", "en": "No question is open."},
+    "no_hints_left": {"zh": "提示已经用完了，试着作答或 /skip。", "en": "No hints left; answer or /skip."},
+    "hint_tail": {"zh": "（提示 {level}/3，本题累计扣 {total} 分）", "en": " (hint {level}/3, −{total} points so far)"},
+    "skipped_feedback": {"zh": "已跳过。", "en": "Skipped. "},
+    "skipping": {"zh": "好的，跳过这题。", "en": "OK, skipping this one."},
+    "top_level": {"zh": "已经是最高难度了，没有更难的题了。", "en": "That is already the top level."},
+    # engine: reverse stage
+    "anything_else": {"zh": "还有其他问题吗？（没有的话说「没有了」）", "en": "Anything else? (say 'no more' when done)"},
+    "not_in_notes": {"zh": "这个问题我的笔记里没有可靠的依据，我不确定，就不乱答了。",
+                     "en": "The notes have nothing reliable on that, so I don't know and won't guess."},
+    "from_notes": {"zh": "根据笔记（{where}）：", "en": "From the notes ({where}): "},
+    # hints
+    "hint_restate": {"zh": "换个问法：{question} 可以从「它解决什么问题 → 怎么做到 → 代价是什么」三步来答。",
+                     "en": "Put differently: {question} Try: what problem it solves → how → what it costs."},
+    "hint_concepts": {"zh": "提示：想想这几个概念之间的关系：{concepts}。", "en": "Hint: think about how these relate: {concepts}."},
+    "hint_note": {"zh": "提示：这部分在笔记 {note}。", "en": "Hint: this is in the notes at {note}."},
+    # grading feedback
+    "fb_injection": {"zh": "回答里对评分者的指令已忽略，只按内容评分。",
+                     "en": "Instructions addressed to the grader were ignored; only the content was graded."},
+    "fb_keyword_list": {"zh": "只列关键词没有解释，不计分：请把机制讲出来。",
+                        "en": "A bare list of keywords earns no credit: explain the mechanism."},
+    "fb_parroting": {"zh": "复述题目不算回答。", "en": "Restating the question is not an answer."},
+    "fb_covered": {"zh": "讲到了：{names}。", "en": "Covered: {names}."},
+    "fb_missing": {"zh": "还缺：{names}。", "en": "Missing: {names}."},
+    "fb_wrong": {"zh": "有误：{claim} → {correction}（{source}）", "en": "Incorrect: {claim} → {correction} ({source})"},
+    "fb_reread": {"zh": "建议重读：{where}。", "en": "Re-read: {where}."},
+    "fb_empty": {"zh": "请先作答。", "en": "Please answer the question."},
+    "fb_fallback": {"zh": "{reason}，本题已改用离线评分。", "en": "{reason}; graded offline instead."},
+}
+
+
+def say(key: str, lang: str, **values: object) -> str:
+    """The text for ``key`` in ``lang`` (zh unless ``en``), with ``values`` filled in."""
+    entry = CATALOGUE[key]
+    return entry["en" if lang == "en" else "zh"].format(**values)
