@@ -76,18 +76,24 @@ def cmd_search(args) -> int:
 
 
 def cmd_questions(args) -> int:
+    from interviewer.grading.contract import target_ids
     from interviewer.knowledge.bank import default_bank
 
     bank = default_bank()
-    rows = [{"id": q.id, "stage": q.stage, "topic": q.topic, "difficulty": q.difficulty,
-             "question": q.question.get(args.lang or "zh")} for q in bank.values()
-            if (not args.topic or q.topic == args.topic) and (not args.stage or q.stage == args.stage)]
+    lang = args.lang or "zh"
+    rows = [{"id": q.id, "stage": q.stage, "topic": q.topic, "difficulty": q.difficulty, "question": q.question.get(lang),
+             "follow_ups": [{"id": tid, "question": text} for tid, kind, text in target_ids(q) if kind == "follow_up"],
+             "probes": [{"id": tid, "question": text} for tid, kind, text in target_ids(q) if kind == "probe"]}
+            for q in bank.values() if (not args.topic or q.topic == args.topic) and (not args.stage or q.stage == args.stage)]
     if args.json:
         _print_json(rows)
     else:
         for r in rows:
             print(f"{r['id']:<32} {r['stage']:<9} {r['topic']:<20} d{r['difficulty']}  {r['question']}")
-        print(f"{len(rows)} questions")
+            for f in r["follow_ups"]:
+                print(f"  {f['id']:<30} {f['question']}")
+        print(f"{len(rows)} questions, {sum(len(r['follow_ups']) for r in rows)} follow-ups "
+              f"(every key point's probe is listed with --json)")
     return 0
 
 
@@ -98,8 +104,12 @@ def cmd_grade(args) -> int:
     from interviewer.models import build_chat_model
 
     bank = default_bank()
-    if args.question_id not in bank:
-        print(f"error: no question with id {args.question_id!r} (see `interviewer questions`)", file=sys.stderr)
+    settings = _settings(args)
+    try:
+        target = Target.of_ref(bank, args.question_id, settings.lang)
+    except (KeyError, ValueError):
+        print(f"error: no question, follow-up or probe with id {args.question_id!r} (see `interviewer questions --json`)",
+              file=sys.stderr)
         return 2
     if args.answer_file:
         try:
@@ -109,8 +119,7 @@ def cmd_grade(args) -> int:
             return 2
     else:
         answer = args.answer
-    settings = _settings(args)
-    grade = grade_answer(Target.of_question(bank[args.question_id], settings.lang), answer, build_chat_model(settings))
+    grade = grade_answer(target, answer, build_chat_model(settings))
     if args.json:
         _print_json(grade.contract())
     else:
@@ -167,16 +176,26 @@ def cmd_audit(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from devtools.evaluation import run_eval
+def _devtools(module: str, command: str):
+    """A module of ``devtools`` (eval, bench): development tools that live in the source checkout, not the wheel."""
+    import importlib
 
-    return run_eval(_settings(args), which=args.which, as_json=args.json, with_model=args.with_model)
+    from interviewer.resources import CHECKOUT
+
+    if (CHECKOUT / "devtools").is_dir() and str(CHECKOUT) not in sys.path:
+        sys.path.insert(0, str(CHECKOUT))
+    try:
+        return importlib.import_module(f"devtools.{module}")
+    except ImportError as exc:
+        raise SystemExit(f"error: `interviewer {command}` is a development tool: run it from a source checkout ({exc})") from exc
+
+
+def cmd_eval(args) -> int:
+    return _devtools("evaluation", "eval").run_eval(_settings(args), which=args.which, as_json=args.json, with_model=args.with_model)
 
 
 def cmd_bench(args) -> int:
-    from devtools.bench import run_bench
-
-    return run_bench(_settings(args), as_json=args.json, quick=args.quick)
+    return _devtools("bench", "bench").run_bench(_settings(args), as_json=args.json, quick=args.quick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_questions)
 
-    s = sub.add_parser("grade", help="grade one answer against a question's rubric")
-    s.add_argument("--question-id", required=True)
+    s = sub.add_parser("grade", help="grade one answer against a question's (or a follow-up's) rubric")
+    s.add_argument("--question-id", required=True, help="a question id, or a follow-up/probe id such as kv_cache/f1")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--answer")
     g.add_argument("--answer-file")

@@ -24,6 +24,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
                 "en": "The interview is over. Overall {score} ({band}). See the report for the study plan."},
     "none": {"zh": "无", "en": "none"},
     # engine: commands
+    "help": {"zh": "可用命令：/harder ksana（下一题换成更难的 KsanaLLM 源码题）、/harder（当前话题更难一级）、"
+                   "/hint（提示，逐级扣分：5/10/15）、/skip（跳过本题）、/rate 流畅|基本|卡顿|不会（给上一题自评）、/end（结束面试并生成报告）。",
+             "en": "Commands: /harder ksana (a harder KsanaLLM source-level question next), /harder (harder on this topic), "
+                   "/hint (a hint; costs 5/10/15 points), /skip, /rate 流畅|基本|卡顿|不会 (rate your last answer), /end (finish and report)."},
     "unknown_command": {"zh": "未知命令。", "en": "Unknown command. "},
     "nothing_to_rate": {"zh": "还没有已回答的题目可以自评。", "en": "There is no answered question to rate yet."},
     "rated": {"zh": "已记录自评：{rating}（评分器：{band}）。", "en": "Self-rating recorded: {rating} (grader: {band})."},
@@ -56,6 +60,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "fb_empty": {"zh": "请先作答。", "en": "Please answer the question."},
     "fb_fallback": {"zh": "{reason}，本题已改用离线评分。", "en": "{reason}; graded offline instead."},
 }
+
+
+LANGUAGE_NAME = {"zh": "中文", "en": "English"}
+
+
+def language_name(lang: str) -> str:
+    """How a prompt names the language to answer in."""
+    return LANGUAGE_NAME["en" if lang == "en" else "zh"]
 
 
 def say(key: str, lang: str, **values: object) -> str:

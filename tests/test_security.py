@@ -321,4 +321,5 @@ def test_interview_with_own_notes_makes_no_outbound_connection(indexed_settings:
         socket.create_connection(("93.184.216.34", 80), timeout=1)
     with pytest.raises(SocketConnectBlockedError):
         socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(("8.8.8.8", 53))
-    assert len(spy.outbound()) == 2  # the two refused attempts above, and nothing else
+    # the two refused attempts above (create_connection is seen once itself and once by the connect inside it)
+    assert sorted(set(spy.outbound())) == [("8.8.8.8", 53), ("93.184.216.34", 80)]

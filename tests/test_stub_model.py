@@ -335,7 +335,7 @@ def test_server_control_endpoints(stub_server: StubOpenAIServer):
 
 def test_command_line_entry_serves_until_killed():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "devtools.doubles.chat_model", "--port", "0", "--reply", "from the cli"]
+    command = [sys.executable, "-m", "devtools.doubles.openai_server", "--port", "0", "--reply", "from the cli"]
     with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         try:
             base_url = proc.stdout.readline().strip()

@@ -22,12 +22,6 @@ RATINGS = ("流畅", "基本", "卡顿", "不会")
 COMMAND = re.compile(r"^\s*/(?P<name>[a-zA-Z]+)(?:\s+(?P<arg>\S+))?\s*$")
 KNOWN = {"harder", "hint", "skip", "rate", "end", "help"}
 
-HELP = {
-    "zh": "可用命令：/harder ksana（下一题换成更难的 KsanaLLM 源码题）、/harder（当前话题更难一级）、"
-          "/hint（提示，逐级扣分：5/10/15）、/skip（跳过本题）、/rate 流畅|基本|卡顿|不会（给上一题自评）、/end（结束面试并生成报告）。",
-    "en": "Commands: /harder ksana (a harder KsanaLLM source-level question next), /harder (harder on this topic), "
-          "/hint (a hint; costs 5/10/15 points), /skip, /rate 流畅|基本|卡顿|不会 (rate your last answer), /end (finish and report).",
-}
 
 
 @dataclass(frozen=True)
@@ -72,7 +66,7 @@ def command_node(ctx: Context, state: State) -> dict:
 
     if cmd.name in ("help", "unknown"):
         prefix = "" if cmd.name == "help" else say("unknown_command", lang)
-        messages.append(message(prefix + HELP["en" if lang == "en" else "zh"], kind="notice"))
+        messages.append(message(prefix + say("help", lang), kind="notice"))
         return {"messages": messages, "route": "end"}
     if cmd.name == "rate":
         return rate(state, cmd, messages, notice)

@@ -13,8 +13,8 @@ from typing import Any
 from interviewer.config import Settings
 from interviewer.engine.policy import LastTurn, Situation
 from interviewer.engine.prefetch import Listener, PrefetchStats, Prepared
-from interviewer.engine.state import MainThread, Move, State, TargetRef
-from interviewer.grading.contract import Grade, Target
+from interviewer.engine.state import MainThread, Move, State
+from interviewer.grading.contract import Grade, Target, TargetRef, reference_of
 from interviewer.knowledge.bank import Plan, Question, load_plan
 from interviewer.search.retrieval import Retriever
 
@@ -74,21 +74,10 @@ class Context:
         self.turn_ends.pop(sid, None)
 
     def target(self, ref: TargetRef, lang: str) -> Target:
-        q = self.bank[ref.question_id]
-        if ref.kind == "probe":
-            return Target.of_probe(q, next(p for p in q.rubric if p.id == ref.point_id), lang)
-        if ref.kind == "follow_up":
-            return Target.of_follow_up(q, q.follow_ups[ref.follow_up or 0], lang)
-        return Target.of_question(q, lang)
+        return Target.of_ref(self.bank, ref, lang)
 
     def reference(self, ref: TargetRef, lang: str) -> str:
-        """What the grade card shows as the reference once the question closes."""
-        q = self.bank[ref.question_id]
-        if ref.kind == "question":
-            return q.reference_answer.get(lang)
-        if ref.kind == "probe":
-            return next(p.point for p in q.rubric if p.id == ref.point_id)
-        return "；".join(p.point for p in q.follow_ups[ref.follow_up or 0].rubric)
+        return reference_of(self.bank, ref, lang)
 
     def situation(self, state: State) -> Situation:
         """The policy's view of ``state``."""

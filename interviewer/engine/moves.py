@@ -17,7 +17,7 @@ from interviewer.grading.answer_text import clean_text, is_injection
 from interviewer.knowledge.bank import KeyPoint, Question
 from interviewer.knowledge.citation import Citation, all_exist
 from interviewer.knowledge.topics import Ladder
-from interviewer.messages import say
+from interviewer.messages import language_name, say
 from interviewer.search.retrieval import Passage, Retriever
 
 HINT_DEDUCTIONS = (5, 10, 15)  # per level; cumulative
@@ -133,7 +133,7 @@ def phrase_with_model(model, move: Move, passages: list[Passage], answer: str, l
 
     numbered = "\n".join(f"[{i + 1}] {p.address}\n{p.text[:500]}" for i, p in enumerate(passages[:3]))
     prompt = render("followup", question=move.text, passages=numbered, answer=fence(answer[:1500]),
-                    lang="中文" if lang == "zh" else "English")
+                    lang=language_name(lang))
     try:
         text = _model_text(model, prompt, stream)
     except Exception:

@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessageChunk, ToolMessage
 from interviewer.engine.context import Context
 from interviewer.engine.prefetch import TextStream
 from interviewer.engine.state import OpenQuestion, State, message
-from interviewer.messages import say
+from interviewer.messages import language_name, say
 from interviewer.search.retrieval import Passage, Retriever, content_words
 
 NO_MORE = re.compile(r"^\s*(没有了?|没了|没有问题了?|暂时没有|就这些|no more|nothing else|no(, thanks)?|that'?s all)\W*$", re.IGNORECASE)
@@ -73,7 +73,7 @@ def answer_with_agent(question: str, retriever: Retriever, model, lang: str,
         found.extend(hits)
         return "\n\n".join(f"[{p.address}]\n{p.text[:600]}" for p in hits) or "(no results)"
 
-    agent = create_agent(model, [search_notes], system_prompt=render("reverse", lang="中文" if lang == "zh" else "English"))
+    agent = create_agent(model, [search_notes], system_prompt=render("reverse", lang=language_name(lang)))
     text = _run_agent(agent, {"messages": [{"role": "user", "content": fence(question, "candidate_question")}]}, stream)
     cites = []
     for p in found:

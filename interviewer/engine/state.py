@@ -12,6 +12,8 @@ from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field, model_validator
 
+from interviewer.grading.contract import TargetRef
+
 
 class Reason(StrEnum):
     """Why a question is asked."""
@@ -21,46 +23,6 @@ class Reason(StrEnum):
     DEEPER = "deeper"  # a harder authored follow-up after a strong answer
     HARDER = "harder"  # the candidate asked /harder
     HARDER_KSANA = "harder_ksana"  # the candidate asked /harder ksana
-
-
-class TargetRef(BaseModel, frozen=True):
-    """What an answer is graded against: a bank question, one of its follow-ups, or a probe of one key point.
-
-    Its stable id (``kv_cache``, ``kv_cache/f1``, ``kv_cache/<point id>``) is what ``interviewer questions``
-    lists and ``interviewer grade --question-id`` accepts."""
-
-    kind: Literal["question", "follow_up", "probe"]
-    question_id: str
-    follow_up: int | None = None  # index into the question's follow-ups
-    point_id: str | None = None  # the probed key point
-
-    @property
-    def id(self) -> str:
-        if self.kind == "follow_up":
-            return f"{self.question_id}/f{(self.follow_up or 0) + 1}"
-        if self.kind == "probe":
-            return f"{self.question_id}/{self.point_id}"
-        return self.question_id
-
-    @classmethod
-    def parse(cls, ref: str) -> TargetRef:
-        """The inverse of :attr:`id` (bank membership is checked by the caller)."""
-        qid, _, rest = ref.partition("/")
-        if not rest:
-            return cls(kind="question", question_id=qid)
-        if rest[:1] == "f" and rest[1:].isdigit() and int(rest[1:]) >= 1:
-            return cls(kind="follow_up", question_id=qid, follow_up=int(rest[1:]) - 1)
-        return cls(kind="probe", question_id=qid, point_id=rest)
-
-    @classmethod
-    def from_legacy(cls, ref: list) -> TargetRef:
-        """A checkpoint of the first wave stored ``["question", qid]``, ``["probe", qid, pid]``, ``["follow_up", qid, i]``."""
-        kind, qid = ref[0], ref[1]
-        if kind == "probe":
-            return cls(kind="probe", question_id=qid, point_id=ref[2])
-        if kind == "follow_up":
-            return cls(kind="follow_up", question_id=qid, follow_up=int(ref[2]))
-        return cls(kind="question", question_id=qid)
 
 
 class Grounding(BaseModel, frozen=True):

@@ -13,6 +13,7 @@ from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
 from interviewer.grading.contract import Grade, PointResult, Target
 from interviewer.grading.offline import MISCONCEPTION_PENALTY, coverage_score, find_misconceptions, finish, read_answer
+from interviewer.messages import language_name
 
 
 class LLMPointVerdict(BaseModel):
@@ -42,7 +43,7 @@ def llm_prompt(target: Target, answer: str, lang: str) -> str:
 
     rubric = "\n".join(f"- id={p.id} weight={p.weight}: {p.point}" for p in target.points)
     return render("grade", question=target.question, reference=target.reference or "（见评分要点）",
-                  rubric=rubric, answer=fence(answer), lang="中文" if lang == "zh" else "English")
+                  rubric=rubric, answer=fence(answer), lang=language_name(lang))
 
 
 def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) -> Grade:

