@@ -198,10 +198,20 @@ def cmd_bench(args) -> int:
     return _devtools("bench", "bench").run_bench(_settings(args), as_json=args.json, quick=args.quick)
 
 
+def cmd_serve(args) -> int:
+    from interviewer.launcher import main as serve
+
+    return serve(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="interviewer", description="AI mock interviewer for LLM inference optimization roles")
     p.add_argument("--data-dir", help="where the index, sessions and exports live (default: user data dir)")
     sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="start the browser app (same as python app.py; --port, --host, --notes)", add_help=False)
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("index", help="build or update the notes index (only changed chunks are embedded)")
     s.add_argument("--notes", action="append", help="a folder of your own Markdown/text notes (repeatable)")

@@ -177,3 +177,33 @@ def test_a_new_embedding_engine_makes_the_index_stale(indexed_settings, monkeypa
     monkeypatch.setattr(index, "active_engine", lambda: "another-engine")
     assert chunk.content_hash != before[0] and chunk.embed_hash != before[1]
     assert not index.index_is_current(indexed_settings)
+
+
+def test_shipped_vectors_cover_the_built_in_notes(tmp_path):
+    """A fresh install indexes the built-in notes without embedding them. Fails when the notes changed and
+    knowledge/vectors/builtin-e5.npz was not refreshed: run `python -m devtools.ship_vectors`."""
+    from interviewer.search.shipped import shipped_vectors
+
+    chunks, _ = collect_chunks(Settings(data_dir=tmp_path))
+    missing = [c.address for c in chunks if c.origin == "builtin" and c.embed_hash not in shipped_vectors()]
+    assert not missing, f"{len(missing)} built-in chunks have no shipped vector (run python -m devtools.ship_vectors): {missing[:3]}"
+
+
+def test_a_fresh_index_uses_the_shipped_vectors(tmp_path, monkeypatch):
+    import numpy as np
+
+    import interviewer.search.index as index
+
+    embedded: list[int] = []
+    real = index.E5Embedding.__call__
+    monkeypatch.setattr(index.E5Embedding, "__call__", lambda self, input: embedded.append(len(input)) or real(self, input))
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "mine.md").write_text("## 我的笔记\nPagedAttention 的 block table 把逻辑块映射到物理块。\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", notes_dirs=(own,))
+    report = build_index(settings)
+    assert report.added == report.total and sum(embedded) == 1, "only the candidate's own chunk is embedded"
+    chunk = next(c for c in collect_chunks(settings)[0] if c.origin == "builtin")
+    stored = np.array(open_collection(settings).get(ids=[chunk.id], include=["embeddings"])["embeddings"][0])
+    fresh = np.array(real(index.E5Embedding(), [chunk.dense_text])[0])
+    assert float(stored @ fresh) > 0.999  # the shipped vector is the encoder's (stored as float16)

@@ -5,6 +5,9 @@ structured output, a record of request bodies, and switchable faults (5xx, 429, 
 stream, empty reply, invalid structured output, connection refused). Replies are queued as for the stub
 chat model. ``python -m devtools.doubles.openai_server --port N`` serves it until killed.
 :func:`closed_port` / :func:`unused_base_url` give an address where nothing listens.
+
+Over 400 lines on purpose: one wire protocol (request handler, SSE streaming, fault injection and the server that
+owns them) read top to bottom; splitting it would scatter the format across files.
 """
 
 from __future__ import annotations
