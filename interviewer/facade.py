@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from interviewer.config import Settings
+from interviewer.engine.moves import next_hint_cost
 from interviewer.engine.prefetch import Listener
 from interviewer.engine.session import Reply
 from interviewer.engine.store import SessionInfo
@@ -43,6 +44,7 @@ class OpenView:
     asked_at: float
     budget_s: int
     hints: int
+    next_hint_cost: int | None  # what /hint would deduct now (None: no hints left)
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,9 @@ class InterviewApp:
         if current:
             q = self._iv.bank.get(current.get("question_id") or "")
             budget = q.time_budget_s if current.get("kind") == "main" and q is not None else plan.answer_budget_s
+            used = len(current.get("hints") or [])
             open_view = OpenView(current.get("kind", "main"), float(current.get("asked_at") or time.time()), budget,
-                                 len(current.get("hints") or []))
+                                 used, next_hint_cost(used))
         return SessionView(
             session_id=sid, lang=lang, plan_title=plan.title.get(lang), stages=stages, stage_i=si,
             question_n=max(1, min(state.get("q_i", 0), len(plan.stages[si].questions))),

@@ -77,6 +77,17 @@ def _openai_compatible(settings: Settings, streaming: bool = False) -> BaseChatM
 register_provider("openai", _openai_compatible)
 
 
+MAX_TOKENS = {"grade": 700, "followup": 300, "reverse": 500}  # per call, by job: a runaway generation stops here
+
+
+def bounded(model: BaseChatModel | None, job: str) -> BaseChatModel | None:
+    """``model`` with ``max_tokens`` set for ``job`` (``MAX_TOKENS``), so no call can run until the context is
+    full; a model without that setting is returned as it is."""
+    if model is None or "max_tokens" not in type(model).model_fields:
+        return model
+    return model.model_copy(update={"max_tokens": MAX_TOKENS[job]})
+
+
 def describe_model_error(exc: BaseException) -> str:
     """A plain-words reason for a failed model call, never containing secrets."""
     import openai

@@ -410,3 +410,33 @@ def test_secrets_hidden_from_repr():
     assert SECRET not in repr(s) and "hunter2" not in repr(s) and SECRET not in str(s)
     assert s.secrets() == [SECRET, "hunter2"]
     assert Settings().secrets() == []
+
+
+def test_every_model_call_is_bounded(llm_settings, stub_server):
+    """A runaway local model cannot generate until its context is full: each job sends its own max_tokens."""
+    from interviewer.engine.moves import _model_text
+    from interviewer.engine.prefetch import TextStream
+    from interviewer.grading.contract import Target
+    from interviewer.grading.registry import grade_answer
+    from interviewer.knowledge.bank import default_bank
+    from interviewer.models import MAX_TOKENS
+
+    model = build_chat_model(llm_settings)
+    stub_server.enqueue({"points": [], "feedback": "ok"})
+    grade_answer(Target.of_question(default_bank()["kv_cache"]), "KV cache 缓存 K 和 V。", model)
+    sent = stub_server.last_request
+    assert (sent.get("max_tokens") or sent.get("max_completion_tokens")) == MAX_TOKENS["grade"]
+    stub_server.enqueue("追问？")
+    assert _model_text(model, "写一个追问", TextStream()) == "追问？"
+    sent = stub_server.last_request
+    assert (sent.get("max_tokens") or sent.get("max_completion_tokens")) == MAX_TOKENS["followup"]
+    assert model.max_tokens is None  # the shared model is not changed
+
+
+def test_streaming_stops_at_the_turn_deadline(llm_settings, stub_server):
+    from interviewer.engine.moves import _model_text
+    from interviewer.engine.prefetch import TextStream
+
+    stub_server.enqueue("很长的追问" * 50)
+    with pytest.raises(TimeoutError):
+        _model_text(build_chat_model(llm_settings), "写一个追问", TextStream(), deadline=time.monotonic() - 1)

@@ -98,14 +98,15 @@ def hint(ctx: Context, state: State, current: OpenQuestion, messages: list, lang
     if level > len(moves.HINT_DEDUCTIONS):
         messages.append(message(say("no_hints_left", lang), kind="notice"))
         return {"messages": messages, "current": current.dump(), "route": "end"}
-    q = ctx.bank[current.target.question_id]
     target = ctx.target(current.target, lang)
     covered = set(MainThread.load(state.get("main")).covered)
     points = [p for p in sorted(target.points, key=lambda p: -p.weight) if p.id not in covered] or list(target.points)
-    text, deduction = moves.hint(q, points, level, lang)
+    text, deduction = moves.hint(current.text, points, level, lang)
     current.hints = current.hints + [{"level": level, "text": text, "deduction": deduction}]
     total = sum(h["deduction"] for h in current.hints)
-    messages.append(message(text + say("hint_tail", lang, level=level, total=total), kind="hint"))
+    cost = moves.next_hint_cost(level)
+    after = say("hint_next", lang, points=cost) if cost else say("hint_last", lang)
+    messages.append(message(text + say("hint_tail", lang, level=level, total=total, after=after), kind="hint"))
     return {"messages": messages, "current": current.dump(), "route": "end"}
 
 

@@ -10,6 +10,7 @@ replaced by the authored question.
 from __future__ import annotations
 
 import re
+import time
 
 from interviewer.engine.prefetch import CITATION_MARK, TextStream
 from interviewer.engine.state import Grounding, Move, Reason, TargetRef
@@ -18,6 +19,7 @@ from interviewer.knowledge.bank import KeyPoint, Question
 from interviewer.knowledge.citation import Citation, all_exist
 from interviewer.knowledge.topics import Ladder
 from interviewer.messages import language_name, say
+from interviewer.models import bounded
 from interviewer.search.retrieval import Passage, Retriever
 
 HINT_DEDUCTIONS = (5, 10, 15)  # per level; cumulative
@@ -100,33 +102,50 @@ def harder_topic_move(bank: dict[str, Question], current: Question, level: int, 
     return question_move(same[0], lang, Reason.HARDER) if same else None
 
 
-def hint(q: Question, points: list[KeyPoint], level: int, lang: str) -> tuple[str, int]:
-    """The hint at ``level`` (1 restate, 2 concept, 3 note section) and its deduction in points."""
-    point = points[0] if points else q.rubric[0]
+def hint(question: str, points: list[KeyPoint], level: int, lang: str) -> tuple[str, int]:
+    """The hint for the open ``question`` (a follow-up gets hints about the follow-up) at ``level`` — 1 a nudge
+    toward the reasoning, 2 the concept behind its most important missing point, 3 the note section — and its
+    deduction in points."""
+    point = points[0]
     if level == 1:
-        text = say("hint_restate", lang, question=q.question.get(lang))
+        text = say("hint_reasoning", lang, question=question)
     elif level == 2:
-        text = say("hint_concepts", lang, concepts="、".join(g[0] for g in point.keywords))
+        probe = point.probe.get(lang)
+        text = say("hint_concept", lang, probe=probe) if probe and probe != question else \
+            say("hint_concepts", lang, concepts="、".join(g[0] for g in point.keywords))
     else:
         text = say("hint_note", lang, note=point.note)
     return text, HINT_DEDUCTIONS[level - 1]
 
 
-def _model_text(model, prompt: str, stream: TextStream | None) -> str:
-    """The model's reply; streamed piece by piece into ``stream`` when one is given."""
+def next_hint_cost(used: int) -> int | None:
+    """What the next hint would deduct (None when none is left)."""
+    return HINT_DEDUCTIONS[used] if used < len(HINT_DEDUCTIONS) else None
+
+
+def _model_text(model, prompt: str, stream: TextStream | None, deadline: float | None = None) -> str:
+    """The model's reply (at most ``MAX_TOKENS["followup"]`` tokens); streamed piece by piece into ``stream`` when
+    one is given, and cut off when the turn's ``deadline`` (``time.monotonic``) passes."""
+    model = bounded(model, "followup")
     if stream is None:
         reply = model.invoke(prompt)
         return reply.text if hasattr(reply, "text") else str(reply)
     text = ""
-    for chunk in model.stream(prompt):
-        piece = chunk.text if isinstance(chunk.text, str) else ""
-        text += piece
-        stream.push(piece)
+    pieces = model.stream(prompt)
+    try:
+        for chunk in pieces:
+            piece = chunk.text if isinstance(chunk.text, str) else ""
+            text += piece
+            stream.push(piece)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("the turn's deadline passed while the follow-up was being written")
+    finally:
+        pieces.close()  # stops reading: the server sees the connection go
     return text
 
 
 def phrase_with_model(model, move: Move, passages: list[Passage], answer: str, lang: str,
-                      addresses: set[str], stream: TextStream | None = None) -> Move:
+                      addresses: set[str], stream: TextStream | None = None, deadline: float | None = None) -> Move:
     """Let the model reword a follow-up from retrieved passages (streamed into ``stream``); keep the
     authored one if it fails or cites sections that do not exist."""
     from interviewer.prompts import fence, render
@@ -135,7 +154,7 @@ def phrase_with_model(model, move: Move, passages: list[Passage], answer: str, l
     prompt = render("followup", question=move.text, passages=numbered, answer=fence(answer[:1500]),
                     lang=language_name(lang))
     try:
-        text = _model_text(model, prompt, stream)
+        text = _model_text(model, prompt, stream, deadline)
     except Exception:
         return move
     refs = {int(n) for n in CITATION_MARK.findall(text)}

@@ -161,7 +161,8 @@ def start_wording(ctx: Context, move: Move, state: State, lang: str) -> Prepared
     def reword() -> Move:  # the note search counts against the deadline too
         grounded = ground(move, ctx.retriever, last_answer)
         passages = ctx.retriever.search(f"{move.text} {last_answer[:200]}", k=3) if ctx.retriever else []
-        return phrase_with_model(ctx.model, grounded, passages, last_answer, lang, ctx.addresses(), stream)
+        return phrase_with_model(ctx.model, grounded, passages, last_answer, lang, ctx.addresses(), stream,
+                                 ctx.turn_ends.get(state.get("session_id") or ""))
 
     return Prepared(key, ctx.pool.submit(reword), stream)
 

@@ -1,8 +1,11 @@
 """The reverse stage: the candidate's own questions, answered from the notes only (the ``reverse`` graph node).
 
-With a model: a LangChain agent (``create_agent``) with one tool, notes search; it must cite the
-notes or say it does not know. Offline: the best matching note section, quoted with its citation,
-or an honest "not in the notes".
+Questions about the process, the team or the job (``knowledge/reverse_faq.yaml``) get an honest authored answer:
+a mock interviewer cannot know the real one, and says how to ask it well. Technical questions: with a model, a
+LangChain agent (``create_agent``) with one tool, notes search, which must cite the notes or say it does not know;
+offline, the best matching note section quoted with its citation (whole sentences, no notes to self), or an
+honest "not in my notes" naming the closest section. The candidate's own interview script (Day 7) is never
+quoted back. "没有了" / "no more" closes the stage.
 """
 
 from __future__ import annotations
@@ -15,28 +18,72 @@ from langchain_core.messages import AIMessageChunk, ToolMessage
 from interviewer.engine.context import Context
 from interviewer.engine.prefetch import TextStream
 from interviewer.engine.state import OpenQuestion, State, message
+from interviewer.knowledge.topics import default_reverse_faq
 from interviewer.messages import language_name, say
+from interviewer.models import bounded
 from interviewer.search.retrieval import Passage, Retriever, content_words
 
-NO_MORE = re.compile(r"^\s*(没有了?|没了|没有问题了?|暂时没有|就这些|no more|nothing else|no(, thanks)?|that'?s all)\W*$", re.IGNORECASE)
-MIN_SHARED_WORDS = 0.5  # share of the question's content words that the passage must contain
+POLITE = re.compile(r"[\W_]+|谢谢您?|感谢|多谢|thanks?( you)?|好的|嗯+|哈+|啦|吧|呀|了|的", re.IGNORECASE)
+NO_MORE_WORDS = {"没有", "没", "没有问题", "暂时没有", "暂时没", "就这些", "我没有", "我没", "我没有问题", "没什么", "没什么问题",
+                 "暂时没有问题", "没有其他问题", "没有别的问题",
+                 "nomore", "nomorequestions", "nothingelse", "no", "none", "thatsall", "thatsit", "imdone", "noquestions"}
+MIN_SHARED_WORDS = 0.4  # share of the question's technical words that the passage must contain
+GENERIC = {"为什么", "怎么", "怎么样", "什么", "有没有", "是不是", "如何", "哪些", "团队", "你们", "我们", "这个", "那个", "一下",
+           "请问", "问题", "想问", "可以", "现在", "主要", "一般", "具体", "实际", "会不会", "能不能", "大概",
+           # words so common in these notes that sharing them says nothing about relevance
+           "推理", "计算", "帮助", "模型", "性能", "时间", "时候", "没有", "不是", "两个", "决定", "影响", "作用", "效果",
+           "区别", "优化", "使用", "实现", "方面", "有用", "好处", "需要"}
+NOTE_TO_SELF = re.compile(r"TODO|FIXME|待核实|待确认|自己(记|看|备注)|备忘|note to self|给自己|（我?注[:：]|^\s*>")
+OWN_SCRIPT = "Day7_"  # the candidate's own interview script: never quoted back as an answer
+EXCERPT_CHARS = 300
+
+
+def closes_stage(text: str) -> bool:
+    """"没有了，谢谢。", "暂时没有问题了", "No more, thanks!" close the reverse stage."""
+    return POLITE.sub("", text.lower()) in NO_MORE_WORDS
+
+
+def _technical_words(text: str) -> set[str]:
+    return content_words(text) - GENERIC
 
 
 def _relevant(question: str, passage: Passage) -> bool:
-    """The passage names at least half of the question's content words (jieba words, code symbols)."""
-    q = content_words(question)
+    """The passage names enough of the question's technical words (jieba words, code symbols)."""
+    q = _technical_words(question)
     return bool(q) and len(q & content_words(passage.heading + " " + passage.text)) / len(q) >= MIN_SHARED_WORDS
 
 
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """Whole sentences of a note section, up to ``limit`` characters, without notes to self."""
+    lines = [ln.strip(" -*#\t") for ln in text.splitlines() if ln.strip() and not NOTE_TO_SELF.search(ln)]
+    flat = " ".join(ln for ln in lines if ln)
+    if len(flat) <= limit:
+        return flat
+    cut = max(flat.rfind(mark, 0, limit) for mark in "。！？；.!?;")
+    return flat[:cut + 1] if cut > limit // 3 else flat[:limit].rstrip() + "…"
+
+
+def faq_answer(question: str, lang: str) -> str | None:
+    """The authored answer to a question about the process, the team or the job, if it is one."""
+    for entry in default_reverse_faq():
+        if any(re.search(p, question, re.IGNORECASE) for p in entry.patterns):
+            return entry.answer.get(lang)
+    return None
+
+
 def answer_offline(question: str, retriever: Retriever | None, lang: str) -> tuple[str, list[dict]]:
-    passages = retriever.search(question, k=3) if retriever else []
-    good = [p for p in passages if _relevant(question, p)]
+    """A technical question with a relevant note section is answered from it; a question about the process,
+    the team or the job from the authored answers; anything else honestly, naming the closest section."""
+    passages = [p for p in (retriever.search(question, k=6) if retriever else []) if not p.source.startswith(OWN_SCRIPT)]
+    good = [p for p in passages if _relevant(question, p)] if len(_technical_words(question)) >= 2 else []
+    faq = None if good else faq_answer(question, lang)
+    if faq is not None:
+        return faq, []
     if not good:
-        return say("not_in_notes", lang), []
+        closest = passages[0].address if passages else ""
+        return say("not_in_notes", lang) + (say("closest_section", lang, where=closest) if closest else ""), []
     p = good[0]
-    excerpt = p.text.strip().replace("\n", " ")[:260]
-    lead = say("from_notes", lang, where=p.address)
-    return lead + excerpt, [{"source": q.source, "heading": q.heading} for q in good[:2]]
+    return say("from_notes", lang, where=p.address) + excerpt(p.text), [{"source": q.source, "heading": q.heading} for q in good[:2]]
 
 
 def _run_agent(agent, inputs: dict, stream: TextStream | None) -> str:
@@ -73,7 +120,7 @@ def answer_with_agent(question: str, retriever: Retriever, model, lang: str,
         found.extend(hits)
         return "\n\n".join(f"[{p.address}]\n{p.text[:600]}" for p in hits) or "(no results)"
 
-    agent = create_agent(model, [search_notes], system_prompt=render("reverse", lang=language_name(lang)))
+    agent = create_agent(bounded(model, "reverse"), [search_notes], system_prompt=render("reverse", lang=language_name(lang)))
     text = _run_agent(agent, {"messages": [{"role": "user", "content": fence(question, "candidate_question")}]}, stream)
     cites = []
     for p in found:
@@ -91,7 +138,7 @@ def answer_question(question: str, retriever: Retriever | None, model, lang: str
                     pool: Executor, stream: TextStream | None = None) -> tuple[str, list[dict]]:
     """The interviewer's answer and its citations; the agent when a model is configured (its answer streamed
     into ``stream``), else offline."""
-    if model is None or retriever is None:
+    if model is None or retriever is None or (len(_technical_words(question)) < 2 and faq_answer(question, lang) is not None):
         return answer_offline(question, retriever, lang)
     try:
         return pool.submit(answer_with_agent, question, retriever, model, lang, stream).result(timeout=deadline_s)
@@ -107,7 +154,7 @@ def reverse_node(ctx: Context, state: State) -> dict:
     stage = ctx.situation(state).stage
     log = list(current.reverse_log)
     messages = list(state["messages"])
-    done = bool(NO_MORE.match(text))
+    done = closes_stage(text)
     if not done:
         sid = state.get("session_id") or ""
         stream = TextStream(clean=str.strip)

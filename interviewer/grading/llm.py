@@ -14,6 +14,7 @@ from interviewer.grading import answer_text as at
 from interviewer.grading.contract import Grade, PointResult, Target
 from interviewer.grading.offline import MISCONCEPTION_PENALTY, coverage_score, find_misconceptions, finish, read_answer
 from interviewer.messages import language_name
+from interviewer.models import bounded
 
 
 class LLMPointVerdict(BaseModel):
@@ -50,7 +51,7 @@ def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) 
     """Grade with a chat model; raises on any model failure (callers fall back)."""
     answer = at.normalize_answer(answer)
     lang = lang or at.language(answer)
-    structured = model.with_structured_output(LLMGradeOutput, method="function_calling")
+    structured = bounded(model, "grade").with_structured_output(LLMGradeOutput, method="function_calling")
     out = structured.invoke(llm_prompt(target, answer, lang))
     if not isinstance(out, LLMGradeOutput):
         out = LLMGradeOutput.model_validate(out)

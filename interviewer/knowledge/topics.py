@@ -1,5 +1,6 @@
-"""Topics and ladders: how each topic is named to the candidate (``knowledge/topics.yaml``) and the extra
-``/harder`` ladders (one file each in ``knowledge/ladders/``).
+"""Topics and ladders: how each topic is named to the candidate (``knowledge/topics.yaml``), the extra
+``/harder`` ladders (one file each in ``knowledge/ladders/``), and the reverse stage's authored answers
+(``knowledge/reverse_faq.yaml``).
 
 A ladder is a list of target ids (``question_id`` or ``question_id/fN``) climbed one level per request; the
 step's level is its difficulty. Adding a ladder is adding one YAML file.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from interviewer.knowledge.bank import KnowledgeError, Question, Text, _load_list, _read_yaml, _validation_message
+from interviewer.knowledge.bank import KnowledgeError, Patterns, Question, Text, _load_list, _read_yaml, _validation_message
 from interviewer.resources import KNOWLEDGE_DIR
 
 
@@ -37,6 +38,23 @@ class Ladder(BaseModel):
             ok = q is not None and (not rest or (rest[:1] == "f" and rest[1:].isdigit() and 1 <= int(rest[1:]) <= len(q.follow_ups)))
             if not ok:
                 raise KnowledgeError(f"ladder '{self.id}': step '{step}' is not a question or follow-up of the bank")
+
+
+class ReverseAnswer(BaseModel):
+    """An authored answer to a process question of the reverse stage (``knowledge/reverse_faq.yaml``)."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    patterns: Patterns
+    answer: Text
+
+
+def load_reverse_faq(path: Path | None = None) -> list[ReverseAnswer]:
+    return _load_list(path or KNOWLEDGE_DIR / "reverse_faq.yaml", ReverseAnswer, "reverse answer")
+
+
+@lru_cache(maxsize=1)
+def default_reverse_faq() -> tuple[ReverseAnswer, ...]:
+    return tuple(load_reverse_faq())
 
 
 def load_topics(path: Path | None = None) -> dict[str, Topic]:

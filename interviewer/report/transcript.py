@@ -74,6 +74,16 @@ class Transcript(BaseModel):
     summary: Summary
 
 
+def plan_title(plan_id: str, lang: str = "zh") -> str:
+    """The plan's title for a report (its id if the plan cannot be loaded)."""
+    from interviewer.knowledge.bank import KnowledgeError, load_plan
+
+    try:
+        return load_plan(plan_id).title.get(lang) if plan_id else ""
+    except KnowledgeError:
+        return plan_id
+
+
 def _mean(values: list[int]) -> int:
     return int(round(sum(values) / len(values))) if values else 0
 

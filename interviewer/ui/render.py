@@ -108,12 +108,21 @@ def grade_card(grade: dict, references: list[tuple[str, str]] | None = None) -> 
     return "".join(parts)
 
 
+def short(text: str, limit: int = 48) -> str:
+    """A one-line label: whole up to ``limit`` characters, else cut at the last punctuation (or word) with an ellipsis."""
+    text = " ".join(str(text or "").split())
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(c, 0, limit) for c in "，。？！；：,.?!;: ")
+    return text[:cut if cut > limit // 2 else limit].rstrip("，,;；: ") + "…"
+
+
 def _references(turns: list[dict], indexes: list[int]) -> list[tuple[str, str]]:
     refs = []
     for i in indexes:
         t = turns[i]
         label = "参考答案" if t.get("kind") == "main" else "参考要点"
-        refs.append((f"{label}：{t.get('question', '')[:40]}", t.get("reference_answer", "")))
+        refs.append((f"{label}：{short(t.get('question', ''))}", t.get("reference_answer", "")))
     return refs
 
 
@@ -236,7 +245,8 @@ def _timer(v: SessionView, now: float) -> str:
     return (f'<div class="answer-timer{" over" if elapsed > c.budget_s else ""}" data-elapsed="{elapsed:.1f}" '
             f'data-budget="{c.budget_s}" data-key="{esc(c.asked_at)}">'
             f'<div>本题用时（{kind}）<span class="t">{_fmt_s(elapsed)}</span> / {_fmt_s(c.budget_s)}'
-            + (f" · 已用提示 {c.hints}" if c.hints else "") + "</div>"
+            + (f" · 已用提示 {c.hints}" if c.hints else "")
+            + (f" · 下一次提示扣 {c.next_hint_cost} 分" if c.next_hint_cost else " · 提示已用完") + "</div>"
             f'<div class="tbar"><i style="width:{min(100, elapsed / c.budget_s * 100):.0f}%"></i></div></div>')
 
 
@@ -258,7 +268,7 @@ def report_html(t) -> str:
         parts.append("<p>没有卡顿或不会的题。</p>")
     if s.self_vs_grader:
         parts.append("<h4>自评 vs 评分</h4><table class='svg-table'><tr><th>题目</th><th>自评</th><th>评分</th></tr>"
-                     + "".join(f"<tr><td>{esc(r['question'][:60])}</td><td>{esc(r['self'])}</td><td>{esc(r['grader'])}</td></tr>"
+                     + "".join(f"<tr><td>{esc(short(r['question'], 60))}</td><td>{esc(r['self'])}</td><td>{esc(r['grader'])}</td></tr>"
                                for r in s.self_vs_grader) + "</table>")
     parts.append("<h4>逐题回顾</h4>")
     for n, turn in enumerate(t.turns, 1):

@@ -6,8 +6,9 @@ import html
 
 from interviewer.bands import COLOUR, band_of
 from interviewer.knowledge.citation import address_of
+from interviewer.knowledge.topics import topic_label
 from interviewer.report.exporters import register
-from interviewer.report.transcript import STAGE_NAMES, Transcript
+from interviewer.report.transcript import STAGE_NAMES, Transcript, plan_title
 
 
 def _bar_chart(values: dict[str, int], label: dict[str, str] | None = None) -> str:
@@ -23,6 +24,16 @@ def _bar_chart(values: dict[str, int], label: dict[str, str] | None = None) -> s
                     f'<rect x="130" y="{y}" width="{v * 3}" height="18" fill="{color}"/>'
                     f'<text x="{136 + v * 3}" y="{y + 14}" font-size="12">{v}</text>')
     return f'<svg role="img" width="460" height="{h}" xmlns="http://www.w3.org/2000/svg">{"".join(bars)}</svg>'
+
+
+def _reverse_log(turn) -> str:
+    """The candidate's questions of the reverse stage and every answer the interviewer gave."""
+    if not turn.reverse_log:
+        return ""
+    e = html.escape
+    items = "".join(f"<dt>问：{e(x.get('question', ''))}</dt><dd>答：{e(x.get('answer', '') or '（结束提问）')}</dd>"
+                    for x in turn.reverse_log)
+    return f"<dl class='reverse'>{items}</dl>"
 
 
 @register("html", "html", "下载 HTML", order=30)
@@ -43,16 +54,19 @@ def to_html(t: Transcript) -> str:
             + f"<blockquote>{e(turn.answer or '（未作答）')}</blockquote>"
             f"<p><b>{e(g.band)} · {g.score}</b> 分 · 用时 {int(turn.seconds)} 秒 · {e(g.grader)} · 置信度 {g.confidence:.2f}"
             + (f" · 自评 {e(turn.self_rating)}" if turn.self_rating else "") + "</p>"
-            f"<ul>{points}{wrong}</ul><p>{e(g.feedback)}</p>"
-            + (f"<details><summary>参考答案</summary><pre>{e(turn.reference_answer)}</pre></details>" if turn.reference_answer else "")
+            f"<ul>{points}{wrong}</ul>" + _reverse_log(turn) + f"<p>{e(g.feedback)}</p>"
+            + (f"<details><summary>{'参考答案' if turn.kind == 'main' else '参考要点'}</summary>"
+               f"<div class='ref'>{e(turn.reference_answer)}</div></details>" if turn.reference_answer else "")
             + "</section>")
     plan = "".join(f"<li>[{e(i.band)} {i.score}] {e(i.question)} → {e('；'.join(i.notes))}</li>" for i in s.study_plan)
     style = ("body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC','PingFang SC',sans-serif;max-width:900px;margin:auto;padding:1em;color:#222}"
              ".turn{border-top:1px solid #ddd;padding:.5em 0}.ok{color:#2e7d32}.part{color:#ef6c00}.miss{color:#c62828}"
-             "blockquote{background:#f6f6f6;padding:.5em;white-space:pre-wrap}.cite{color:#555;font-size:.9em}")
+             "blockquote{background:#f6f6f6;padding:.5em;white-space:pre-wrap;overflow-wrap:anywhere}.cite{color:#555;font-size:.9em}"
+             ".ref{white-space:pre-wrap;overflow-wrap:anywhere;background:#fafafa;padding:.5em}"
+             "li,p,td,h3{overflow-wrap:anywhere}.reverse dt{font-weight:600}.reverse dd{margin:0 0 .5em 1em}")
     return (f"<!doctype html><html lang='{t.lang}'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
             f"<title>模拟面试报告 {e(t.session_id[:8])}</title><style>{style}</style></head><body>"
-            f"<h1>模拟面试报告</h1><p>模型：{e(t.model)} · 作答 {s.answered} 题 · 总分 <b>{s.score}（{e(s.band)}）</b></p>"
-            f"<h2>分阶段得分</h2>{_bar_chart(s.stages, STAGE_NAMES)}<h2>分话题得分</h2>{_bar_chart(s.topics)}"
+            f"<h1>模拟面试报告</h1><p>{e(plan_title(t.plan, t.lang))} · 模型：{e(t.model)} · 作答 {s.answered} 题 · 总分 <b>{s.score}（{e(s.band)}）</b></p>"
+            f"<h2>分阶段得分</h2>{_bar_chart(s.stages, STAGE_NAMES)}<h2>分话题得分</h2>{_bar_chart(s.topics, {k: topic_label(k, t.lang) for k in s.topics})}"
             f"<h2>复习计划</h2><ul>{plan or '<li>没有卡顿或不会的题。</li>'}</ul><h2>逐题记录</h2>{''.join(turns_html)}</body></html>")

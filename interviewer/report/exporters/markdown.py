@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from interviewer.knowledge.citation import address_of
+from interviewer.knowledge.topics import topic_label
 from interviewer.report.exporters import register
-from interviewer.report.transcript import STAGE_NAMES, Transcript
+from interviewer.report.transcript import STAGE_NAMES, Transcript, plan_title
 
 
 def _md_escape(text: str) -> str:
@@ -17,11 +18,11 @@ def _md_escape(text: str) -> str:
 def to_markdown(t: Transcript) -> str:
     s = t.summary
     lines = [f"# 模拟面试报告 · {t.session_id[:8]}", "",
-             f"- 模型：{t.model}  ·  计划：{t.plan}  ·  作答 {s.answered} 题",
+             f"- 模型：{t.model}  ·  计划：{plan_title(t.plan, t.lang)}  ·  作答 {s.answered} 题",
              f"- 总分：**{s.score}（{s.band}）**", ""]
     lines += ["## 分阶段得分", "", "| 阶段 | 得分 |", "|---|---|"]
     lines += [f"| {STAGE_NAMES.get(k, k)} | {v} |" for k, v in s.stages.items()]
-    lines += ["", "## 分话题得分", "", "| 话题 | 得分 |", "|---|---|"] + [f"| {k} | {v} |" for k, v in s.topics.items()]
+    lines += ["", "## 分话题得分", "", "| 话题 | 得分 |", "|---|---|"] + [f"| {topic_label(k, t.lang)} | {v} |" for k, v in s.topics.items()]
     lines += ["", "## 复习计划（卡顿和不会的回去看对应笔记）", ""]
     lines += [f"- [{i.band} {i.score}] {_md_escape(i.question)} → " + "；".join(i.notes) for i in s.study_plan] or ["- 没有卡顿或不会的题。"]
     lines += ["", "## 逐题记录", ""]
@@ -41,7 +42,12 @@ def to_markdown(t: Transcript) -> str:
             lines.append(f"- {mark} {p.point}{ev}")
         for m in g.misconceptions:
             lines.append(f"- ⚠️ 错误说法：{m.claim} → {m.correction}（{m.source}）")
+        if turn.reverse_log:
+            lines += ["", "**你的提问与面试官的回答**", ""]
+            for x in turn.reverse_log:
+                lines += [f"- 问：{_md_escape(x.get('question', ''))}", f"  答：{_md_escape(x.get('answer', '') or '（结束提问）')}"]
         lines += ["", f"反馈：{_md_escape(g.feedback)}", ""]
         if turn.reference_answer:
-            lines += ["<details><summary>参考答案</summary>", "", turn.reference_answer.strip(), "", "</details>", ""]
+            label = "参考答案" if turn.kind == "main" else "参考要点"
+            lines += [f"<details><summary>{label}</summary>", "", turn.reference_answer.strip(), "", "</details>", ""]
     return "\n".join(lines)
