@@ -130,9 +130,44 @@ def eval_grading(model=None) -> dict:
             idx = [i for i, r in enumerate(rows) if r.get("split") == split and keep(r)]
             if idx or not part:
                 report[split + part] = agreement([rows[i] for i in idx], [predicted[i] for i in idx])
+    report["off_topic"] = eval_off_topic(None if model is None else (lambda t, a: grade_answer(t, a, model)))
     report["errors"] = [{"id": r["id"], "kind": r.get("kind"), "label": r["band"], "got": p}
                         for r, p in zip(rows, predicted) if r["band"] != p]
     return report
+
+
+FAMILY = {  # topics that share material (an answer about one may rightly cover the other) are one family
+    "kv_cache": "memory", "paged_attention": "memory", "long_context": "memory", "continuous_batching": "scheduling",
+    "chunked_prefill": "scheduling", "pd_disaggregation": "scheduling", "serving": "scheduling", "vllm_practice": "scheduling",
+    "flash_attention": "attention", "parallelism": "parallel", "speculative_decoding": "speculation", "memory_bound": "hardware",
+    "quantization": "hardware", "cuda_graph": "hardware", "ksanallm": "ksana"}
+
+
+def off_topic_pairs(bank) -> list[tuple[str, str]]:
+    """(target id, answer): every question, follow-up and probe answered with the reference answer of the next
+    technical question (in id order) of another family of topics (never KsanaLLM, whose source touches them all)."""
+    from interviewer.grading.contract import target_ids
+
+    qs = sorted(bank.values(), key=lambda q: q.id)
+    pairs = []
+    for i, q in enumerate(qs):
+        family = FAMILY.get(q.topic, q.topic)
+        other = next(o for o in qs[i + 1:] + qs[:i] if o.stage == "technical" and FAMILY.get(o.topic) not in (family, "ksana"))
+        pairs += [(tid, other.reference_answer.zh) for tid, _kind, _text in target_ids(q)]
+    return pairs
+
+
+def eval_off_topic(grader=None) -> dict:
+    """Share of off-topic answers graded 不会 (target ≥ 0.99), and the ones that were not."""
+    bank = default_bank()
+    grader = grader or grade_offline
+    pairs = off_topic_pairs(bank)
+    misses = []
+    for tid, answer in pairs:
+        band = grader(Target.of_ref(bank, tid), answer).band
+        if band != "不会":
+            misses.append({"target": tid, "got": band})
+    return {"n": len(pairs), "graded_dont_know": round(1 - len(misses) / max(1, len(pairs)), 3), "misses": misses[:20]}
 
 
 # ---------------------------------------------------------------- scripted interviews
@@ -171,6 +206,8 @@ def check_targets(report: dict, targets: dict) -> list[str]:
 def blind_gaps(g: dict, t: dict) -> list[tuple[str, str, float, float]]:
     """(split, metric, target, measured) for every blind-split figure below its target."""
     gaps = []
+    if t and "off_topic" in g and g["off_topic"]["graded_dont_know"] < t["off_topic"]:
+        gaps.append(("off-topic", "share graded 不会", t["off_topic"], g["off_topic"]["graded_dont_know"]))
     for split in ("blind/main", "blind/follow_up"):
         if split not in g or not t:
             continue
@@ -200,6 +237,9 @@ def _print_report(report: dict, failures: list[str]) -> None:
         for label, row in g["all"]["confusion"].items():
             print(f"    {label}  " + " ".join(f"{row[b]:>4}" for b in BANDS))
         print(f"  adversarial breaches: {len(g['all']['breaches'])} {g['all']['breaches'][:10]}")
+        if "off_topic" in g:
+            o = g["off_topic"]
+            print(f"  off-topic answers graded 不会: {o['graded_dont_know']} of {o['n']}  e.g. {o['misses'][:3]}")
     if "interviews" in report:
         print("\nScripted interviews")
         for name, r in report["interviews"].items():

@@ -1,5 +1,8 @@
 """Coverage by meaning: does a span of the answer state this key point, judged by a small trained scorer.
 
+The ``meaning`` grader (``grading/registry.py``) uses it; the default offline grader does not yet — on answers
+written against the rubric's words it is weaker (see ``scorer.json``'s report and issue 17).
+
 For each key point the answer is read as spans (each sentence and each pair of adjacent sentences). A span gets
 features — e5 similarity to the point's statement, its phrasings and the question; the rubric's keyword groups and
 character-bigram similarity (the old signals, now only inputs); hedge and negation cues; length — and a logistic
@@ -120,17 +123,6 @@ class Scorer:
 
 
 ENCODER = Encoder()
-_override: list[Scorer | None] = []
-
-
-def use_scorer(scorer: Scorer | None, cache_spans: bool = True) -> None:
-    """Grade with ``scorer`` (None: lexical signals only) instead of the saved one: fitting and ablations."""
-    _override[:] = [scorer]
-    ENCODER.cache_spans = cache_spans
-
-
-def active_scorer() -> Scorer | None:
-    return _override[0] if _override else load_scorer()
 
 
 @lru_cache(maxsize=2)

@@ -10,8 +10,11 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
+
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
+from interviewer.grading import meaning
 from interviewer.grading.contract import Grade, MisconceptionFound, PointResult, Target
 from interviewer.knowledge.bank import Fact, KeyPoint, Misconception, load_facts
 from interviewer.knowledge.citation import Citation
@@ -79,16 +82,52 @@ def judge_point(point: KeyPoint, sents: list[at.Sentence]) -> PointResult:
                        note=point.note, weight=point.weight)
 
 
+NEGATED = re.compile(r"(不是|并非|并不|而不是|不在于|不会|没有|并没有|不等于|不能说|\bnot|isn'?t|doesn'?t|rather than)\W{0,2}\w{0,3}\W{0,2}$", re.I)
+
+
+def states(pattern: str, text: str) -> bool:
+    """``text`` asserts what ``pattern`` matches: a match right after a negation ("不是减少 FLOPs") denies it."""
+    return any(not NEGATED.search(text[max(0, m.start() - 14):m.start()]) for m in re.finditer(pattern, text, re.IGNORECASE))
+
+
 def find_misconceptions(sents: list[at.Sentence], target: Target) -> list[MisconceptionFound]:
     found: list[MisconceptionFound] = []
     for m in (*target.misconceptions, *registry_misconceptions()):
         for s in sents:
-            if any(re.search(p, s.clean, re.IGNORECASE) or re.search(p, s.raw, re.IGNORECASE) for p in m.patterns):
+            if any(states(p, s.clean) or states(p, s.raw) for p in m.patterns):
                 if all(f.claim != m.claim for f in found):
                     found.append(MisconceptionFound(claim=m.claim, correction=m.correction, source=m.source,
                                                     evidence=s.raw[:300]))
                 break
     return found
+
+
+def point_span_features(target: Target, point: KeyPoint, reading: Reading) -> tuple[list[meaning.Span], np.ndarray]:
+    """The spans of the answer and their features for ``point`` (see ``meaning.py``)."""
+    spans = meaning.spans_of(reading.content)
+    if not spans:
+        return [], np.zeros((0, len(meaning.FEATURES)), dtype=np.float32)
+    enc = meaning.ENCODER
+    vecs = meaning.span_vectors(enc, spans)
+    point_vecs = enc.vectors([point.point, *point.phrasings[:4]], cache=True)
+    question_vec = enc.vectors([target.question or point.point], cache=True)[0]
+    return spans, meaning.features(point, spans, vecs, point_vecs, question_vec, lambda t: _groups_matched(point, t),
+                                   lambda t: _phrasing_similarity(point, t), "dont_know" in reading.flags)
+
+
+def judge_by_meaning(target: Target, point: KeyPoint, reading: Reading, scorer: meaning.Scorer) -> PointResult:
+    """Coverage from the trained scorer: the best span's P, thresholded; that span is the evidence."""
+    spans, x = point_span_features(target, point, reading)
+    covered, evidence = 0.0, ""
+    if spans:
+        p = scorer.probability(x)
+        best = int(p.argmax())
+        covered = scorer.coverage(float(p[best]))
+        if covered == 1.0 and meaning.HEDGE.search(spans[best].raw):
+            covered = 0.5  # a hedged statement earns partial credit at most
+        evidence = spans[best].raw if covered else ""
+    return PointResult(point_id=point.id, point=point.point, covered=covered, evidence=evidence[:300],
+                       note=point.note, weight=point.weight)
 
 
 @dataclass
@@ -119,16 +158,18 @@ def read_answer(answer: str, target: Target) -> Reading:
     return Reading(content, sorted(set(flags)))
 
 
-def grade_offline(target: Target, answer: str, lang: str | None = None) -> Grade:
-    """The deterministic rubric grader (no LLM)."""
+def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: meaning.Scorer | None = None) -> Grade:
+    """The deterministic rubric grader (no LLM): each point from the rubric's words and phrasings, or, given a
+    ``scorer``, by meaning (``meaning.py``)."""
     answer = at.normalize_answer(answer)
     lang = lang or at.language(answer)
     reading = read_answer(answer, target)
-    points = [judge_point(p, reading.content) for p in target.points]
+    points = [judge_by_meaning(target, p, reading, scorer) if scorer else judge_point(p, reading.content) for p in target.points]
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
-    score = coverage_score(points)
     wrong = find_misconceptions(reading.content, target)
+    points = [_not_evidence_of(p, wrong) for p in points]
+    score = coverage_score(points)
     score -= MISCONCEPTION_PENALTY * len(wrong)
     if wrong:
         score = min(score, 59)
@@ -137,6 +178,13 @@ def grade_offline(target: Target, answer: str, lang: str | None = None) -> Grade
                   misconceptions=wrong, grader="offline", flags=reading.flags,
                   confidence=_offline_confidence(score, points, reading.flags))
     return finish(grade, lang)
+
+
+def _not_evidence_of(point: PointResult, wrong: list[MisconceptionFound]) -> PointResult:
+    """A sentence that states a wrong claim earns no point: it is never evidence for both."""
+    if point.evidence and any(m.evidence and (m.evidence in point.evidence or point.evidence in m.evidence) for m in wrong):
+        return point.model_copy(update={"covered": 0.0, "evidence": ""})
+    return point
 
 
 def coverage_score(points: list[PointResult]) -> float:

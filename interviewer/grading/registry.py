@@ -1,8 +1,9 @@
 """Graders by name, and the combined grade the engine uses.
 
 A grader is any callable ``(target, answer, model, lang) -> Grade`` registered here with :func:`register`.
-``offline`` needs no model; ``llm`` raises on any model failure; ``combined`` is the offline grade, or with a
-model the LLM grade checked against it (the one the engine, the CLI and ``eval --with-model`` use).
+``offline`` needs no model; ``meaning`` is the offline grader judging points with the trained scorer
+(experimental, issue 17); ``llm`` raises on any model failure; ``combined`` is the offline grade, or with a model
+the LLM grade checked against it (the one the engine, the CLI and ``eval --with-model`` use).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol
 from interviewer.bands import band_index
 from interviewer.grading.contract import Grade, Target
 from interviewer.grading.llm import grade_with_llm
+from interviewer.grading.meaning import load_scorer
 from interviewer.grading.offline import grade_offline
 from interviewer.messages import say
 
@@ -43,6 +45,7 @@ def grader(name: str) -> Grader:
 
 register("offline")(lambda target, answer, model=None, lang=None: grade_offline(target, answer, lang))
 register("llm")(lambda target, answer, model=None, lang=None: grade_with_llm(target, answer, model, lang))
+register("meaning")(lambda target, answer, model=None, lang=None: grade_offline(target, answer, lang, scorer=load_scorer()))
 
 
 @register("combined")
