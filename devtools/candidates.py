@@ -9,6 +9,7 @@ raises difficulty and stays on KsanaLLM, injected text changes nothing, totals m
 from __future__ import annotations
 
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import yaml
 from interviewer.config import Settings
 from interviewer.engine.state import OpenQuestion, TargetRef
 from interviewer.grading.answer_text import containment
-from interviewer.knowledge.bank import Question
+from interviewer.knowledge.bank import Question, default_bank
 from interviewer.knowledge.citation import exists
 from interviewer.report.transcript import summarize
 
@@ -60,8 +61,8 @@ def policy_reply(policy: str, state: dict, bank: dict[str, Question], step: int,
         asked = len((state.get("current") or {}).get("reverse_log", []))
         if policy in ("strong", "average", "harder_ksana", "hints"):
             qs = ["KsanaLLM 的 prefix cache 淘汰为什么按入树时间逆序而不是 LRU？团队有没有测过命中率？",
-                  "PD 分离在团队里是怎么决定 prefill 和 decode 两个池子的配比的？", "没有了"]
-            return qs[min(asked, 2)]
+                  "面试结果大概什么时候出？", "没有了，谢谢。"]
+            return qs[min(asked, 2)] if policy != "average" else qs[[0, 2][min(asked, 1)]]
     if policy == "strong":
         return strong_answer(state, bank)
     if policy == "average":
@@ -106,6 +107,48 @@ def play(interviewer, spec: dict, bank: dict[str, Question]) -> tuple[dict, list
     return state, leaks, []
 
 
+INTERNAL = re.compile(r"\b(?:ksana_src_\w+|kv_cache|paged_attention|continuous_batching|flash_attention|memory_bound|"
+                      r"speculative_decoding|self_intro|project_star|reverse_questions|why_direction|seed_mock)\b|\w+/f\d\b|TODO|FIXME")
+
+
+def listening_failures(state: dict, plan) -> list[str]:
+    """Does the interviewer listen? No probe asks for a point the answer before it covered; after a 流畅 main answer
+    the next question on the thread is harder; /harder ksana stays on the open topic's ladder; the reverse stage
+    closes on "没有了"; no internal id or note to self in anything the candidate reads."""
+    from interviewer.knowledge.topics import ladder_for
+
+    bank = default_bank()
+    turns, failures = state.get("turns") or [], []
+    for prev, turn in zip(turns, turns[1:]):
+        ref = turn.get("target_id", "")
+        covered = {p["point_id"] for p in prev["grade"]["points"] if p["covered"] >= 0.75}
+        if turn.get("reason") == "missed" and ref.split("/")[-1] in covered and ref.split("/")[0] == prev.get("target_id", "").split("/")[0]:
+            failures.append(f"probe {ref} asked for a point the previous answer covered")
+        if prev["kind"] == "main" and prev["stage"] == "technical" and prev["grade"]["band"] == "流畅" \
+                and turn["kind"] == "follow_up" and turn.get("reason") == "deeper" and turn["difficulty"] <= prev["difficulty"]:
+            failures.append(f"after a 流畅 answer to {prev['question_id']} the follow-up was not harder")
+    main_topic = None
+    for turn in turns:
+        if turn["kind"] == "main":
+            main_topic = turn["topic"]
+        if "/harder ksana" in turn.get("commands", []) and main_topic:
+            own, general = ladder_for("ksana", main_topic)
+            steps = {x.split("/")[0] for lad in (own, general) if lad for x in lad.steps}
+            if turn.get("question_id") not in steps and turn.get("target_id", "").split("/")[0] not in steps:
+                failures.append(f"/harder ksana during {main_topic} asked {turn.get('target_id')}, not on its ladders")
+    for turn in turns:
+        asked = [x["question"] for x in turn.get("reverse_log") or []]
+        if any(q.startswith("没有了") for q in asked[:-1]) or (asked and asked[-1].startswith("没有了") and turn["reverse_log"][-1].get("answer")):
+            failures.append("the reverse stage answered 没有了 as a question")
+    for m in state.get("messages") or []:
+        if m.get("role") == "assistant" and INTERNAL.search(m.get("content", "")) and m.get("kind") != "grade":
+            failures.append(f"internal id in what the candidate reads: {INTERNAL.search(m['content']).group(0)!r}")
+            break
+    if bank and plan is None:
+        failures.append("no plan")
+    return failures
+
+
 def check_interview(state: dict, spec: dict, plan, addresses: set[str], leaks: list[dict]) -> list[str]:
     failures = []
     turns = state.get("turns", [])
@@ -137,6 +180,7 @@ def check_interview(state: dict, spec: dict, plan, addresses: set[str], leaks: l
         failures.append("/harder ksana left KsanaLLM")
     if len(ksana) < spec.get("expect_ksana", 0):
         failures.append(f"expected {spec['expect_ksana']} harder KsanaLLM questions, got {len(ksana)}")
+    failures += listening_failures(state, plan)
     summary = state.get("summary") or {}
     if summary and summary.get("score") != summarize(turns).get("score"):
         failures.append("summary total does not match the per-turn grades")

@@ -116,13 +116,15 @@ def agreement(rows: list[dict], predicted: list[str]) -> dict:
             "breaches": breaches}
 
 
-def eval_grading(model=None) -> dict:
+def eval_grading(model=None, grader_name: str = "offline") -> dict:
     """Agreement per split, and within each split for main questions and follow-ups (follow-ups and probes) apart."""
     bank = default_bank()
     rows = load_labelled()
-    grader = (lambda t, a: grade_answer(t, a, model)) if model is not None else grade_offline
+    from interviewer.grading.registry import grader as named
+
+    grader = (lambda t, a: grade_answer(t, a, model)) if model is not None else (lambda t, a: named(grader_name)(t, a))
     predicted = [grader(Target.of_ref(bank, r.get("target_id") or r["question_id"]), r["answer"]).band for r in rows]
-    report = {"grader": "llm" if model is not None else "offline",
+    report = {"grader": "llm" if model is not None else grader_name,
               "all": agreement([r for r in rows if r["split"] != "blind"], [p for r, p in zip(rows, predicted) if r["split"] != "blind"])}
     for split in SPLITS:
         for part, keep in (("", lambda r: True), ("/main", lambda r: r.get("target_kind", "question") == "question"),
@@ -130,7 +132,7 @@ def eval_grading(model=None) -> dict:
             idx = [i for i, r in enumerate(rows) if r.get("split") == split and keep(r)]
             if idx or not part:
                 report[split + part] = agreement([rows[i] for i in idx], [predicted[i] for i in idx])
-    report["off_topic"] = eval_off_topic(None if model is None else (lambda t, a: grade_answer(t, a, model)))
+    report["off_topic"] = eval_off_topic(grader)
     report["errors"] = [{"id": r["id"], "kind": r.get("kind"), "label": r["band"], "got": p}
                         for r, p in zip(rows, predicted) if r["band"] != p]
     return report
@@ -249,7 +251,7 @@ def _print_report(report: dict, failures: list[str]) -> None:
     print("\nTargets: " + ("all met" if not failures else "MISSED:\n  " + "\n  ".join(failures)))
 
 
-def run_eval(settings: Settings, which: str = "all", as_json: bool = False, with_model: bool = False) -> int:
+def run_eval(settings: Settings, which: str = "all", as_json: bool = False, with_model: bool = False, grader: str = "offline") -> int:
     from interviewer.services import quiet_environment
 
     quiet_environment()
@@ -257,7 +259,7 @@ def run_eval(settings: Settings, which: str = "all", as_json: bool = False, with
     if which in ("all", "retrieval"):
         report["retrieval"] = eval_retrieval(settings)
     if which in ("all", "grading"):
-        report["grading"] = eval_grading()
+        report["grading"] = eval_grading(grader_name=grader)
         if with_model:
             from interviewer.models import build_chat_model
 

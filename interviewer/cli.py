@@ -191,7 +191,8 @@ def _devtools(module: str, command: str):
 
 
 def cmd_eval(args) -> int:
-    return _devtools("evaluation", "eval").run_eval(_settings(args), which=args.which, as_json=args.json, with_model=args.with_model)
+    return _devtools("evaluation", "eval").run_eval(_settings(args), which=args.which, as_json=args.json, with_model=args.with_model,
+                                                      grader=args.grader)
 
 
 def cmd_bench(args) -> int:
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("which", nargs="?", choices=["all", "retrieval", "grading", "interviews"], default="all")
     s.add_argument("--json", action="store_true")
     s.add_argument("--with-model", action="store_true", help="also evaluate the configured LLM grader")
+    s.add_argument("--grader", default="offline", help="the offline grader to measure: offline (default) or meaning (experimental)")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("bench", help="benchmarks with p50/p95 against the targets")

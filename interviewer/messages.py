@@ -38,7 +38,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "hint_last": {"zh": "提示已用完", "en": "no hints left"},
     "skipped_feedback": {"zh": "已跳过。", "en": "Skipped. "},
     "skipping": {"zh": "好的，跳过这题。", "en": "OK, skipping this one."},
-    "top_level": {"zh": "已经是最高难度了，没有更难的题了。", "en": "That is already the top level."},
+    "ladder_done_next": {"zh": "「{ladder}」这条阶梯已经问完了，接下来换成「{next}」的题。",
+                         "en": "The ladder \"{ladder}\" is done; next come questions from \"{next}\"."},
+    "ladders_done": {"zh": "KsanaLLM 的更难题都已经问过了，我们继续原来的面试。",
+                     "en": "Every harder KsanaLLM question has been asked; let's go on with the interview."},
+    "topic_top_level": {"zh": "「{topic}」已经没有更难的题了；想往源码深挖可以用 /harder ksana，或者继续作答。",
+                        "en": "There is nothing harder on {topic}; try /harder ksana for source-level questions, or answer on."},
     # engine: reverse stage
     "anything_else": {"zh": "还有其他问题吗？（没有的话说「没有了」）", "en": "Anything else? (say 'no more' when done)"},
     "not_in_notes": {"zh": "这个问题我的笔记里没有可靠的依据，我不确定，就不乱答了。",

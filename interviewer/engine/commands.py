@@ -15,7 +15,7 @@ from interviewer.engine.state import END, MainThread, Move, OpenQuestion, State,
 from interviewer.engine.turns import answer_seconds, turn
 from interviewer.grading.contract import PointResult
 from interviewer.grading.offline import grade_offline
-from interviewer.knowledge.topics import default_ladders
+from interviewer.knowledge.topics import ladder_for, topic_label
 from interviewer.messages import say
 
 RATINGS = ("流畅", "基本", "卡顿", "不会")
@@ -125,25 +125,40 @@ def skip(ctx: Context, state: State, current: OpenQuestion, messages: list, lang
 
 
 def harder(ctx: Context, state: State, current: OpenQuestion, messages: list, lang: str, ladder: str | None) -> dict:
-    """The next step of a ladder (``/harder ksana``) or of the open topic's own ladder (``/harder``)."""
+    """One level up: ``/harder ksana`` climbs the KsanaLLM ladder of the topic under discussion (then the general
+    one); ``/harder`` climbs the topic's own ladder. Says so when a ladder is exhausted and what comes instead."""
     asked = set(state.get("asked", []))
+    main_q = ctx.bank.get(MainThread.load(state.get("main")).question_id or current.target.question_id)
+    topic = main_q.topic if main_q else current.topic
+    levels = dict(state.get("ladder_levels") or {})
     if ladder is not None:
-        level = min(moves.TOP_LEVEL, max(state.get("ksana_level", 0), current.difficulty) + 1)
-        move = moves.ladder_move(ctx.bank, default_ladders()[ladder], level, asked, lang)
+        own, general = ladder_for(ladder, topic)
+        move, used = None, None
+        for lad in (own, general):
+            if lad is None:
+                continue
+            level = min(moves.TOP_LEVEL, max(levels.get(lad.id, 0), current.difficulty) + 1)
+            move = moves.ladder_move(ctx.bank, lad, level, asked, lang)
+            if move is not None:
+                used = lad
+                break
+            if lad is own and general is not None:
+                messages.append(message(say("ladder_done_next", lang, ladder=lad.label.get(lang), next=general.label.get(lang)), kind="notice"))
+        if move is None:
+            messages.append(message(say("ladders_done", lang), kind="notice"))
+            return {"messages": messages, "current": current.dump(), "route": "end"}
+        levels[used.id] = move.difficulty
     else:
-        q = ctx.bank[MainThread.load(state.get("main")).question_id or current.target.question_id]
-        move = moves.harder_topic_move(ctx.bank, q, current.difficulty + 1, asked, lang)
-    if move is None:
-        messages.append(message(say("top_level", lang), kind="notice"))
-        return {"messages": messages, "current": current.dump(), "route": "end"}
+        move = moves.harder_topic_move(ctx.bank, main_q, current.difficulty + 1, asked, lang) if main_q else None
+        if move is None:
+            messages.append(message(say("topic_top_level", lang, topic=topic_label(topic, lang)), kind="notice"))
+            return {"messages": messages, "current": current.dump(), "route": "end"}
     queue = list(state.get("queue", []))
     if current.kind == "main":  # put the unanswered main question back; it is asked after the detour
         back = Move(**current.model_dump(include=set(Move.model_fields) - {"commands", "grounding", "plan_pos"}))
         queue.insert(0, back.model_copy(update={"deferred": True}).dump())
     nxt = moves.ground(move, ctx.retriever).model_copy(update={"commands": [(state.get("inbox") or {}).get("text", "").strip()]})
-    updates = {"messages": messages, "queue": queue, "next": nxt.dump(), "route": "ask", "current": None}
-    if ladder is not None:
-        updates["ksana_level"] = move.difficulty
+    updates = {"messages": messages, "queue": queue, "next": nxt.dump(), "route": "ask", "current": None, "ladder_levels": levels}
     if current.kind == "main":
         asked_list = list(state.get("asked", []))
         if current.text in asked_list:

@@ -32,7 +32,7 @@ GENERIC = {"为什么", "怎么", "怎么样", "什么", "有没有", "是不是
            "请问", "问题", "想问", "可以", "现在", "主要", "一般", "具体", "实际", "会不会", "能不能", "大概",
            # words so common in these notes that sharing them says nothing about relevance
            "推理", "计算", "帮助", "模型", "性能", "时间", "时候", "没有", "不是", "两个", "决定", "影响", "作用", "效果",
-           "区别", "优化", "使用", "实现", "方面", "有用", "好处", "需要"}
+           "区别", "优化", "使用", "实现", "方面", "有用", "好处", "需要", "面试", "结果", "流程", "出来", "通知"}
 NOTE_TO_SELF = re.compile(r"TODO|FIXME|待核实|待确认|自己(记|看|备注)|备忘|note to self|给自己|（我?注[:：]|^\s*>")
 OWN_SCRIPT = "Day7_"  # the candidate's own interview script: never quoted back as an answer
 EXCERPT_CHARS = 300
@@ -74,10 +74,12 @@ def faq_answer(question: str, lang: str) -> str | None:
 def answer_offline(question: str, retriever: Retriever | None, lang: str) -> tuple[str, list[dict]]:
     """A technical question with a relevant note section is answered from it; a question about the process,
     the team or the job from the authored answers; anything else honestly, naming the closest section."""
+    faq = faq_answer(question, lang)
+    if faq is not None and len(_technical_words(question)) < 3:  # "结果什么时候出？", "团队在做什么？"
+        return faq, []
     passages = [p for p in (retriever.search(question, k=6) if retriever else []) if not p.source.startswith(OWN_SCRIPT)]
     good = [p for p in passages if _relevant(question, p)] if len(_technical_words(question)) >= 2 else []
-    faq = None if good else faq_answer(question, lang)
-    if faq is not None:
+    if faq is not None and not good:
         return faq, []
     if not good:
         closest = passages[0].address if passages else ""
@@ -138,7 +140,7 @@ def answer_question(question: str, retriever: Retriever | None, model, lang: str
                     pool: Executor, stream: TextStream | None = None) -> tuple[str, list[dict]]:
     """The interviewer's answer and its citations; the agent when a model is configured (its answer streamed
     into ``stream``), else offline."""
-    if model is None or retriever is None or (len(_technical_words(question)) < 2 and faq_answer(question, lang) is not None):
+    if model is None or retriever is None or (len(_technical_words(question)) < 3 and faq_answer(question, lang) is not None):
         return answer_offline(question, retriever, lang)
     try:
         return pool.submit(answer_with_agent, question, retriever, model, lang, stream).result(timeout=deadline_s)

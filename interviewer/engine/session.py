@@ -114,9 +114,9 @@ class Interviewer:
         plan = self.plan(plan_id or self.settings.plan)
         lang = lang or self.settings.lang
         sid = self.store.create(plan.id, lang, self.settings.model_label, plan.title.get(lang))
-        init: State = {"session_id": sid, "plan_id": plan.id, "lang": lang, "model": self.settings.model_label,
+        init: State = {"session_id": sid, "plan_id": plan.id, "plan_title": plan.title.get(lang), "lang": lang, "model": self.settings.model_label,
                        "stage_i": 0, "q_i": 0, "queue": [], "turns": [], "asked": [], "messages": [],
-                       "inputs": 0, "stage_seconds": {}, "ksana_level": 0, "finished": False,
+                       "inputs": 0, "stage_seconds": {}, "ladder_levels": {}, "finished": False,
                        "inbox": {"kind": "start"}}
         return self._run(sid, init)
 

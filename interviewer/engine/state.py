@@ -136,6 +136,7 @@ class State(TypedDict, total=False):
 
     session_id: str
     plan_id: str
+    plan_title: str  # as the candidate saw it (reports show it, never the id)
     lang: str
     model: str
     stage_i: int
@@ -151,7 +152,8 @@ class State(TypedDict, total=False):
     inputs: int
     route: str
     stage_seconds: dict
-    ksana_level: int
+    ksana_level: int  # first-wave checkpoints only
+    ladder_levels: dict  # ladder id → the level last asked on it
     finished: bool
     summary: dict
 

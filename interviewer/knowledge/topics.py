@@ -62,7 +62,7 @@ def load_topics(path: Path | None = None) -> dict[str, Topic]:
 
 
 def load_ladders(directory: Path | None = None) -> dict[str, Ladder]:
-    """Every ladder file, by command word."""
+    """Every ladder file, by ladder id."""
     ladders: dict[str, Ladder] = {}
     for path in sorted((directory or KNOWLEDGE_DIR / "ladders").glob("*.yaml")):
         data = _read_yaml(path)
@@ -70,8 +70,16 @@ def load_ladders(directory: Path | None = None) -> dict[str, Ladder]:
             ladder = Ladder.model_validate(data)
         except Exception as exc:  # noqa: BLE001 - a ValidationError, named with its file
             raise KnowledgeError(_validation_message(path, data, exc, "ladder") if hasattr(exc, "errors") else f"{path.name}: {exc}") from exc
-        ladders[ladder.command] = ladder
+        ladders[ladder.id] = ladder
     return ladders
+
+
+def ladder_for(command: str, topic: str, ladders: dict[str, Ladder] | None = None) -> tuple[Ladder | None, Ladder | None]:
+    """(the ladder of ``command`` for ``topic``, the general one for every topic); either may be None."""
+    ladders = default_ladders() if ladders is None else ladders
+    own = next((lad for lad in ladders.values() if lad.command == command and topic in lad.topics), None)
+    general = next((lad for lad in ladders.values() if lad.command == command and "all" in lad.topics), None)
+    return own or general, general if own else None
 
 
 @lru_cache(maxsize=1)

@@ -70,6 +70,7 @@ class Transcript(BaseModel):
     model: str
     lang: Literal["zh", "en"] = "zh"
     plan: str = ""
+    plan_title: str = ""
     turns: list[Turn]
     summary: Summary
 
@@ -116,7 +117,8 @@ def build_transcript(state: dict) -> Transcript:
     turns = state.get("turns", [])
     summary = state.get("summary") or summarize(turns, state.get("lang", "zh"))
     return Transcript(session_id=state["session_id"], model=state.get("model", "offline"), lang=state.get("lang", "zh"),
-                      plan=state.get("plan_id", ""), turns=[Turn.model_validate(t) for t in turns],
+                      plan=state.get("plan_id", ""), plan_title=state.get("plan_title") or plan_title(state.get("plan_id", "")),
+                      turns=[Turn.model_validate(t) for t in turns],
                       summary=Summary.model_validate(summary))
 
 

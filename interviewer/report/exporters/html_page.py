@@ -58,6 +58,7 @@ def to_html(t: Transcript) -> str:
             + (f"<details><summary>{'参考答案' if turn.kind == 'main' else '参考要点'}</summary>"
                f"<div class='ref'>{e(turn.reference_answer)}</div></details>" if turn.reference_answer else "")
             + "</section>")
+    title = t.plan_title or plan_title(t.plan, t.lang)
     plan = "".join(f"<li>[{e(i.band)} {i.score}] {e(i.question)} → {e('；'.join(i.notes))}</li>" for i in s.study_plan)
     style = ("body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC','PingFang SC',sans-serif;max-width:900px;margin:auto;padding:1em;color:#222}"
              ".turn{border-top:1px solid #ddd;padding:.5em 0}.ok{color:#2e7d32}.part{color:#ef6c00}.miss{color:#c62828}"
@@ -67,6 +68,6 @@ def to_html(t: Transcript) -> str:
     return (f"<!doctype html><html lang='{t.lang}'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
             f"<title>模拟面试报告 {e(t.session_id[:8])}</title><style>{style}</style></head><body>"
-            f"<h1>模拟面试报告</h1><p>{e(plan_title(t.plan, t.lang))} · 模型：{e(t.model)} · 作答 {s.answered} 题 · 总分 <b>{s.score}（{e(s.band)}）</b></p>"
+            f"<h1>模拟面试报告</h1><p>{e(title)} · 模型：{e(t.model)} · 作答 {s.answered} 题 · 总分 <b>{s.score}（{e(s.band)}）</b></p>"
             f"<h2>分阶段得分</h2>{_bar_chart(s.stages, STAGE_NAMES)}<h2>分话题得分</h2>{_bar_chart(s.topics, {k: topic_label(k, t.lang) for k in s.topics})}"
             f"<h2>复习计划</h2><ul>{plan or '<li>没有卡顿或不会的题。</li>'}</ul><h2>逐题记录</h2>{''.join(turns_html)}</body></html>")

@@ -18,7 +18,7 @@ def _md_escape(text: str) -> str:
 def to_markdown(t: Transcript) -> str:
     s = t.summary
     lines = [f"# 模拟面试报告 · {t.session_id[:8]}", "",
-             f"- 模型：{t.model}  ·  计划：{plan_title(t.plan, t.lang)}  ·  作答 {s.answered} 题",
+             f"- 模型：{t.model}  ·  计划：{t.plan_title or plan_title(t.plan, t.lang)}  ·  作答 {s.answered} 题",
              f"- 总分：**{s.score}（{s.band}）**", ""]
     lines += ["## 分阶段得分", "", "| 阶段 | 得分 |", "|---|---|"]
     lines += [f"| {STAGE_NAMES.get(k, k)} | {v} |" for k, v in s.stages.items()]
