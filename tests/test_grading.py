@@ -166,3 +166,36 @@ def test_quote_check_ignores_whitespace_only():
     assert quote_is_verbatim("K  和 V", "把 K 和 V 存下来")
     assert not quote_is_verbatim("K 与 V", "把 K 和 V 存下来")
     assert not quote_is_verbatim("", "anything")
+
+
+# ---------------------------------------------------------------- questions answered by computation
+
+NUMBERS = {"num_kv_llama2_7b_4k", "num_decode_floor_13b_a100", "num_ridge_h100", "num_pp_bubble", "num_tp_allreduce", "num_kv_weights_crossover"}
+
+
+def test_numeric_questions_compute_their_answers_from_the_inputs():
+    from interviewer.knowledge.bank import default_bank
+
+    bank = default_bank()
+    assert NUMBERS <= set(bank)
+    assert bank["num_kv_llama2_7b_4k"].numeric.expected == 2 * 32 * 32 * 128 * 2 * 4096  # 2 GiB
+    assert round(bank["num_pp_bubble"].numeric.expected, 4) == round(3 / 11, 4)
+
+
+@pytest.mark.parametrize("answer, covered, says", [
+    ("公式是 2 × 层数 × KV 头数 × head_dim × 2 字节，每 token 512 KiB，4096 个 token 就是 2 GiB。", 1.0, "数值对"),
+    ("算下来大概两个 G。", 1.0, "数值对"),
+    ("大约 2.1GB 吧。", 1.0, "数值对"),
+    ("32 层乘 32 头乘 128 维乘 2 字节，4096 个 token 大概 1 GiB。", 0.5, "少乘了一个 2"),
+    ("大概 2 毫秒。", 0.0, "单位不对"),
+    ("这个我算不出来。", 0.0, "没找到数值"),
+    ("一千零二十四 MB。", 0.5, "差了 2 倍"),
+])
+def test_the_number_is_checked_by_computation(answer, covered, says):
+    from interviewer.knowledge.bank import default_bank
+
+    g = grade_offline(Target.of_question(default_bank()["num_kv_llama2_7b_4k"]), answer)
+    value = next(p for p in g.points if p.point_id == "value")
+    assert value.covered == covered, (answer, g.feedback)
+    assert says in g.feedback
+    assert not value.evidence or value.evidence in answer

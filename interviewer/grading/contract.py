@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from interviewer.knowledge.bank import FollowUp, KeyPoint, Misconception, Question
+from interviewer.knowledge.bank import FollowUp, KeyPoint, Misconception, NumericCheck, Question
 from interviewer.knowledge.citation import Citation
 
 
@@ -103,11 +103,12 @@ class Target:
     points: tuple[KeyPoint, ...]
     misconceptions: tuple[Misconception, ...] = ()
     topic: str = ""
+    numeric: NumericCheck | None = None  # the answer is a number computed from the question's inputs
 
     @classmethod
     def of_question(cls, q: Question, lang: str = "zh") -> Target:
         return cls(q.id, q.question.get(lang), q.reference_answer.get(lang), tuple(q.rubric),
-                   tuple(q.misconceptions), q.topic)
+                   tuple(q.misconceptions), q.topic, q.numeric)
 
     @classmethod
     def of_follow_up(cls, q: Question, f: FollowUp, lang: str = "zh") -> Target:

@@ -12,11 +12,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from interviewer import quantities as numeric
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
 from interviewer.grading import meaning
 from interviewer.grading.contract import Grade, MisconceptionFound, PointResult, Target
-from interviewer.knowledge.bank import Fact, KeyPoint, Misconception, load_facts
+from interviewer.knowledge.bank import Fact, KeyPoint, Misconception, NumericCheck, load_facts
 from interviewer.knowledge.citation import Citation
 from interviewer.messages import say
 
@@ -147,7 +148,7 @@ def read_answer(answer: str, target: Target) -> Reading:
     for s in sents:
         if at.is_injection(s.clean):
             flags.append("injection")
-        elif target.question and at.is_parroting(s.clean, at.clean_text(target.question)):
+        elif target.question and target.numeric is None and at.is_parroting(s.clean, at.clean_text(target.question)):  # a computation restates its inputs
             flags.append("parroting")
         else:
             content.append(s)
@@ -164,9 +165,14 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
     answer = at.normalize_answer(answer)
     lang = lang or at.language(answer)
     reading = read_answer(answer, target)
+    if target.numeric is not None and "keyword_list" in reading.flags:  # a formula with numbers is terse, not a keyword list
+        reading.flags = [f for f in reading.flags if f != "keyword_list"]
     points = [judge_by_meaning(target, p, reading, scorer) if scorer else judge_point(p, reading.content) for p in target.points]
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
+    numeric_note = ""
+    if target.numeric is not None:
+        points, numeric_note = judge_number(target.numeric, answer, points)
     wrong = find_misconceptions(reading.content, target)
     points = [_not_evidence_of(p, wrong) for p in points]
     score = coverage_score(points)
@@ -177,7 +183,18 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
     grade = Grade(question_id=target.question_id, score=score, band=band_of(score), points=points,
                   misconceptions=wrong, grader="offline", flags=reading.flags,
                   confidence=_offline_confidence(score, points, reading.flags))
-    return finish(grade, lang)
+    grade = finish(grade, lang)
+    return grade.model_copy(update={"feedback": f"{numeric_note} {grade.feedback}"}) if numeric_note else grade
+
+
+def judge_number(check: NumericCheck, answer: str, points: list[PointResult]) -> tuple[list[PointResult], str]:
+    """The numeric point decided by computation: the candidate's number and unit against the expected value
+    (within the tolerance; a known slip such as a forgotten factor 2 earns half); the checker's words as feedback."""
+    result = numeric.check_numeric(answer, check.expected, check.dimension, check.tolerance, check.factors or None)
+    covered = {"correct": 1.0, "off_by_factor": 0.5}.get(result.status, 0.0)
+    evidence = result.quantity.text if result.quantity is not None and covered else ""
+    out = [p.model_copy(update={"covered": covered, "evidence": evidence}) if p.point_id == check.point else p for p in points]
+    return out, "数值：" + result.feedback
 
 
 def _not_evidence_of(point: PointResult, wrong: list[MisconceptionFound]) -> PointResult:

@@ -96,6 +96,28 @@ class FollowUp(BaseModel):
     rubric: list[KeyPoint] = Field(min_length=1)
 
 
+FORMULAS = ("kv_cache_bytes", "decode_step_lower_bound_s", "ridge_point", "pp_bubble_fraction",
+            "ring_allreduce_bytes_per_gpu", "weights_kv_crossover_batch")
+
+
+class NumericCheck(BaseModel):
+    """A question whose answer is a number: the grader computes it from ``inputs`` with ``formula``
+    (``interviewer.quantities``), reads the candidate's number and unit, and grades ``point`` by it."""
+
+    point: str = Field(description="the rubric point graded by computation")
+    formula: Literal[FORMULAS]  # type: ignore[valid-type]
+    inputs: dict[str, float]
+    dimension: Literal["bytes", "seconds", "ratio", "count", "flops_per_byte", "flops", "bytes_per_second"]
+    tolerance: float = Field(default=0.1, gt=0, lt=1)
+    factors: dict[str, float] = Field(default_factory=dict, description="slip → multiplier, e.g. 忘了 K 和 V 两份: 0.5")
+
+    @property
+    def expected(self) -> float:
+        from interviewer import quantities as numeric
+
+        return float(getattr(numeric, self.formula)(**self.inputs))
+
+
 class Question(BaseModel):
     """One question of the bank."""
 
@@ -111,12 +133,20 @@ class Question(BaseModel):
     follow_ups: list[FollowUp] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list, description="e.g. diagram, numbers, source")
     time_budget_s: int = Field(default=120, gt=0)
+    numeric: NumericCheck | None = None
 
     @model_validator(mode="after")
     def _unique_point_ids(self) -> Question:
         ids = [p.id for p in self.rubric]
         if len(ids) != len(set(ids)):
             raise ValueError(f"duplicate key point ids in rubric: {ids}")
+        if self.numeric is not None:
+            if self.numeric.point not in ids:
+                raise ValueError(f"numeric.point {self.numeric.point!r} is not a rubric point")
+            try:
+                self.numeric.expected  # noqa: B018 - the formula must accept the inputs
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"numeric: {self.numeric.formula}({self.numeric.inputs}) fails: {exc}") from exc
         return self
 
     @property
