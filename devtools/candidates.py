@@ -127,10 +127,8 @@ def listening_failures(state: dict, plan) -> list[str]:
         if prev["kind"] == "main" and prev["stage"] == "technical" and prev["grade"]["band"] == "流畅" \
                 and turn["kind"] == "follow_up" and turn.get("reason") == "deeper" and turn["difficulty"] <= prev["difficulty"]:
             failures.append(f"after a 流畅 answer to {prev['question_id']} the follow-up was not harder")
-    main_topic = None
     for turn in turns:
-        if turn["kind"] == "main":
-            main_topic = turn["topic"]
+        main_topic = bank[turn["thread"]].topic if turn.get("thread") in bank else None
         if "/harder ksana" in turn.get("commands", []) and main_topic:
             own, general = ladder_for("ksana", main_topic)
             steps = {x.split("/")[0] for lad in (own, general) if lad for x in lad.steps}
@@ -172,10 +170,12 @@ def check_interview(state: dict, spec: dict, plan, addresses: set[str], leaks: l
             bad = [c for c in cites if not exists(c, addresses)]
             if not cites or bad:
                 failures.append(f"follow-up without existing citations: {t['question'][:40]} {bad[:1]}")
-    ksana = [t for t in turns if "/harder ksana" in t.get("commands", [])]
-    for a, b in zip(ksana, ksana[1:]):
-        if b["difficulty"] <= a["difficulty"]:
+    # /harder ksana climbs within the main question's thread it was asked in (a new topic starts its own ladder)
+    ksana = [(t.get("thread"), t) for t in turns if "/harder ksana" in t.get("commands", [])]
+    for (ta, a), (tb, b) in zip(ksana, ksana[1:]):
+        if ta == tb and b["difficulty"] < a["difficulty"] or ta == tb and b["difficulty"] == a["difficulty"] < 4:
             failures.append(f"/harder ksana did not raise difficulty ({a['difficulty']} → {b['difficulty']})")
+    ksana = [t for _thread, t in ksana]
     if any(t["topic"] != "ksanallm" for t in ksana):
         failures.append("/harder ksana left KsanaLLM")
     if len(ksana) < spec.get("expect_ksana", 0):

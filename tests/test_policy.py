@@ -115,3 +115,23 @@ def test_target_ids_round_trip(bank):
                 TargetRef(kind="probe", question_id="kv_cache", point_id=bank["kv_cache"].rubric[0].id)):
         assert TargetRef.parse(ref.id) == ref
     assert TargetRef(kind="follow_up", question_id="kv_cache", follow_up=0).id == "kv_cache/f1"
+
+
+def test_a_follow_up_the_answer_already_covered_is_never_asked(plan, bank):
+    qid = technical(plan, bank).main.question_id
+    strong = LastTurn("main", "完整的回答", grade(qid, 95))
+    first = choose(technical(plan, bank, last=strong))
+    again = choose(technical(plan, bank, last=strong, answered=frozenset({first.target.id})))
+    assert again.target != first.target, "the follow-up the answer covered is skipped"
+
+
+def test_a_strong_follow_up_answer_goes_one_level_deeper_on_the_same_thread(plan, bank):
+    qid = technical(plan, bank).main.question_id
+    q = bank[qid]
+    assert len(q.follow_ups) >= 1
+    first = choose(technical(plan, bank, last=LastTurn("main", "x", grade(qid, 95))))
+    after = choose(technical(plan, bank, main=MainThread(question_id=qid, follow_ups=1), asked=frozenset({first.text}),
+                             last=LastTurn("follow_up", "y", grade(qid, 95))))
+    assert after.reason in (Reason.DEEPER, Reason.PLAN)
+    if after.reason == Reason.DEEPER:
+        assert after.target.question_id == qid and after.text != first.text

@@ -68,11 +68,11 @@ def probe_move(q: Question, point: KeyPoint, lang: str) -> Move:
 
 
 def deeper_move(q: Question, asked: set[str], lang: str, min_difficulty: int | None = None,
-                reason: Reason = Reason.DEEPER) -> Move | None:
-    """A harder authored follow-up of ``q`` not asked yet."""
+                reason: Reason = Reason.DEEPER, skip: frozenset[str] = frozenset()) -> Move | None:
+    """A harder authored follow-up of ``q`` not asked yet (nor in ``skip``: ids of follow-ups already answered)."""
     floor = q.difficulty if min_difficulty is None else min_difficulty - 1
     for i, f in enumerate(q.follow_ups):
-        if f.difficulty > floor and f.question.get(lang) not in asked:
+        if f.difficulty > floor and f.question.get(lang) not in asked and f"{q.id}/f{i + 1}" not in skip:
             return follow_up_move(q, i, lang, reason)
     return None
 

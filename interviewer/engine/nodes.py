@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from typing import Any
 
 from interviewer.engine import policy
@@ -89,7 +90,27 @@ def graded(ctx: Context, grading: Future, offline: Grade, sid: str | None) -> Gr
 
 
 def decide(ctx: Context, state: State) -> dict:
-    return {"next": policy.choose(ctx.situation(state)).dump()}
+    return {"next": policy.choose(listening(ctx, state)).dump()}
+
+
+ANSWERED = 0.75  # weighted coverage of a follow-up's points at which the last answer already answered it
+
+
+def listening(ctx: Context, state: State) -> policy.Situation:
+    """The policy's view, plus what the candidate just said: the main question's follow-ups that the last answer
+    already covers (graded offline against each follow-up's own points), so none of them is asked."""
+    s = ctx.situation(state)
+    q = ctx.bank.get(s.main.question_id or "")
+    if s.last is None or q is None or not q.follow_ups or not s.last.answer.strip():
+        return s
+    answered = set()
+    for i, f in enumerate(q.follow_ups):
+        target = Target.of_follow_up(q, f, s.lang)
+        points = grade_offline(target, s.last.answer).points
+        total = sum(p.weight for p in points) or 1.0
+        if sum(p.weight * p.covered for p in points) / total >= ANSWERED:
+            answered.add(f"{q.id}/f{i + 1}")
+    return replace(s, answered=frozenset(answered))
 
 
 def ask(ctx: Context, state: State) -> dict:
@@ -148,7 +169,7 @@ def prepare_next(ctx: Context, state: State, current: OpenQuestion, answer: str,
     sid = state.get("session_id") or ""
     ctx.prepared.pop(sid, None)
     guess_state = {**state, **record(ctx, state, current, answer, target, offline)}
-    move = policy.choose(ctx.situation(guess_state))
+    move = policy.choose(listening(ctx, guess_state))
     if move.rewordable and ctx.budget(sid, 0.3) >= 0.2:
         ctx.prepared[sid] = start_wording(ctx, move, guess_state, state.get("lang", "zh"))
 

@@ -37,6 +37,7 @@ class Situation:
     last: LastTurn | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     asked: frozenset[str] = frozenset()
+    answered: frozenset[str] = frozenset()  # follow-up ids the last answer already covered (never asked again)
 
     @property
     def stage(self) -> StagePlan | None:
@@ -69,8 +70,9 @@ def room_for_follow_up(s: Situation) -> bool:
 
 
 def choose(s: Situation) -> Move:
-    """The next move: a deferred question first; after a strong main answer in the technical stage a harder
-    follow-up; after a weaker one a probe of the heaviest missed point; otherwise the plan goes on."""
+    """The next move: a deferred question first; after a strong answer in the technical stage a harder follow-up
+    that the answer has not already covered; after a weaker one a probe of the heaviest missed point; otherwise
+    the plan goes on."""
     if s.queue:
         return s.queue[0].model_copy(update={"from_queue": True})
     stage, last = s.stage, s.last
@@ -79,8 +81,8 @@ def choose(s: Situation) -> Move:
     q = s.bank.get(s.main.question_id or "")
     if q is None or not room_for_follow_up(s) or gave_up(last.grade) or stage.candidate_asks:
         return next_main(s)
-    if last.grade.score >= STRONG and last.kind == "main" and stage.id == "technical":
-        move = deeper_move(q, set(s.asked), s.lang)
+    if last.grade.score >= STRONG and stage.id == "technical":  # strong: one level deeper on the same thread
+        move = deeper_move(q, set(s.asked), s.lang, skip=s.answered)
         if move:
             return move
     missed = [p for p in q.rubric if p.id not in set(s.main.covered) and p.id not in set(s.main.probed)]

@@ -38,7 +38,8 @@ def record(ctx: Context, state: State, current: OpenQuestion, answer: str, targe
         messages.append(message(grade_message(grade, lang), kind="grade", grade=grade.model_dump()))
     elif grade.notice:
         messages.append(message(grade.notice, kind="notice"))
-    return {"turns": list(state.get("turns", [])) + [turn(ctx, current, answer, seconds, grade, lang)], "current": None,
+    return {"turns": list(state.get("turns", [])) + [turn(ctx, current, answer, seconds, grade, lang, main.question_id)],
+            "current": None,
             "main": main.model_dump(), "stage_seconds": stage_seconds, "messages": messages}
 
 
@@ -55,14 +56,14 @@ def adjust(grade: Grade, deduction: int, seconds: float, budget: int, lang: str)
     return grade.model_copy(update=updates) if updates else grade
 
 
-def turn(ctx: Context, current: OpenQuestion, answer: str, seconds: float, grade: Grade, lang: str) -> dict:
+def turn(ctx: Context, current: OpenQuestion, answer: str, seconds: float, grade: Grade, lang: str, thread: str | None = None) -> dict:
     """One graded turn as the transcript keeps it."""
     return {"stage": current.stage, "question_id": current.question_id, "target_id": current.target.id,
             "kind": current.kind, "topic": current.topic, "difficulty": current.difficulty, "question": current.text,
             "citations": current.citations, "answer": answer, "seconds": seconds, "self_rating": None,
             "hints_used": len(current.hints), "hints": current.hints, "commands": current.commands,
             "reverse_log": current.reverse_log, "reason": current.reason.value, "grade": grade.model_dump(),
-            "reference_answer": ctx.reference(current.target, lang)}
+            "reference_answer": ctx.reference(current.target, lang), "thread": thread}
 
 
 def grade_message(grade: Grade, lang: str) -> str:
