@@ -284,6 +284,54 @@ def test_interview_in_the_browser(browser, app, tmp_path):  # browser first: ski
     context.close()
 
 
+@pytest.mark.timeout(420)
+def test_a_whole_interview_with_the_reverse_stage_and_the_html_report(browser, app, tmp_path):
+    """All four stages in order, the candidate's own questions answered offline, "没有了" closing them, and the
+    HTML report downloaded: labels not ids, wrapped references, every interviewer reply of the reverse stage."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True, locale="zh-CN")
+    page = context.new_page()
+    page.goto(app.url)
+    expect(page.locator(BOT).first).to_contain_text("自我介绍", timeout=60_000)
+    page.get_by_role("tab", name="会话").click()
+    page.locator("#new-session").click()  # a fresh session: the module's other test may have used this one
+    page.get_by_role("tab", name="面试").click()
+    expect(page.locator("#status")).to_contain_text("面试", timeout=30_000)
+    _send(page, SELF_INTRO)
+    expect(page.locator(BOT).last).to_contain_text("KV Cache")
+    for _ in range(30):  # skip through the technical and project stages
+        if "第四阶段" in page.locator("#stage-panel .panel-now").inner_text():
+            break
+        _click(page, "skip")
+    expect(page.locator("#stage-panel .panel-now")).to_contain_text("当前：第四阶段")
+    _send(page, "面试结果什么时候出？")
+    expect(page.locator(BOT).last).to_contain_text("还有其他问题吗")
+    assert "模拟面试" in page.locator(BOT).nth(page.locator(BOT).count() - 2).inner_text()
+    _send(page, "KsanaLLM 的 prefix cache 淘汰为什么不是 LRU？")
+    expect(page.locator(BOT).nth(page.locator(BOT).count() - 2)).to_contain_text("根据笔记")
+    _shot(page, "10-reverse-stage")
+    _send(page, "没有了，谢谢。")
+    expect(page.locator(BOT).last).to_contain_text("为什么")  # the motivation question: the stage closed
+    _send(page, "因为推理成本决定了大模型能不能大规模落地，我喜欢在显存、带宽和调度之间做取舍。")
+    report = page.locator("#report")
+    expect(report).to_contain_text("面试报告", timeout=30_000)
+    _shot(page, "11-whole-interview-report", full=True)
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("#download-html").click()
+    path = tmp_path / "report.html"
+    download.value.save_as(path)
+    html_report = path.read_text(encoding="utf-8")
+    assert "这是模拟面试，我不知道真实招聘的流程" in html_report and "根据笔记" in html_report, "the reverse-stage replies are in the report"
+    assert "seed_mock" not in html_report and "reverse_questions" not in html_report
+    assert "overflow-wrap:anywhere" in html_report
+    report_page = context.new_page()
+    report_page.goto(path.as_uri())
+    _no_horizontal_scroll(report_page, 1366)
+    _shot(report_page, "12-html-report", full=True)
+    context.close()
+
+
 # Collects every interviewer bubble the page shows while a model is still writing it (the ▍ cursor).
 WATCH_DRAFTS = """() => {
   window.__drafts = [];
