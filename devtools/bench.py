@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from devtools.bench_engine import bench_cold_start, bench_load, bench_model_turns, bench_throughput, bench_tokens, bench_turns
+from devtools.bench_engine import bench_cold_start, bench_load, bench_model_turns, bench_practice, bench_throughput, bench_tokens, bench_turns
 from devtools.bench_index import (
     FULL,
     HIGHER_IS_BETTER,
@@ -52,6 +52,8 @@ ROWS = [  # key, label, unit
     ("tokens_turn40", "prompt tokens per model call, turn 40", "tok"),
     ("load50_p95_ms", "paced sessions at once, turn p95", "ms"),
     ("throughput_turns_s", "throughput, no pause", "turns/s"),
+    ("review_plan_p95_ms", "review plan from a ledger of 10,000 graded points, p95", "ms"),
+    ("progress_p95_ms", "progress summary from the same ledger, p95", "ms"),
     ("peak_mem_mb", "peak memory (max RSS)", "MB"),
 ]
 
@@ -202,6 +204,7 @@ def measure(settings: Settings, sizes: Sizes, quick: bool = False) -> dict:
             step(f"load ({sizes.load_sessions} paced sessions)", lambda: bench_load(interviewer, sizes, figures))
             step("throughput", lambda: bench_throughput(interviewer, sizes, figures))
             step("app cold start", lambda: bench_cold_start(ready, work, figures))
+        step("practice (10,000 graded points)", lambda: bench_practice(work, figures))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     figures["peak_mem_mb"] = peak_mem_mb()

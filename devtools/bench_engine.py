@@ -232,3 +232,33 @@ def bench_cold_start(ready: Settings, work: Path, out: dict, timeout_s: float = 
 
 
 # ---------------------------------------------------------------- the report
+
+
+def bench_practice(work: Path, out: dict, points: int = 10_000, repeats: int = 5) -> None:
+    """Today's review plan and the progress summary from a ledger of ``points`` graded key points."""
+    from datetime import UTC, datetime, timedelta
+
+    from interviewer.knowledge.bank import default_bank
+    from interviewer.practice.ledger import Ledger
+    from interviewer.practice.review import progress, review_plan
+
+    bank = default_bank()
+    qs = sorted((q for q in bank.values() if q.stage in ("technical", "drill")), key=lambda q: q.id)
+    rng, ledger, t0 = random.Random(3), Ledger(work / "practice" / "ledger.sqlite"), datetime(2026, 11, 1, tzinfo=UTC)
+    n = session = 0
+    while n < points:
+        turns = []
+        for q in (rng.choice(qs) for _ in range(20)):
+            turns.append({"stage": "technical", "kind": "main", "question_id": q.id, "target_id": q.id, "topic": q.topic,
+                          "question": q.question.zh, "seconds": 60, "hints_used": 0,
+                          "grade": {"band": rng.choice(["流畅", "基本", "卡顿", "不会"]), "score": rng.randint(0, 100), "flags": [],
+                                    "points": [{"point_id": p.id, "point": p.point, "note": p.note, "covered": rng.choice([0, 0.5, 1])}
+                                               for p in q.rubric]}})
+            n += len(q.rubric)
+        ledger.add_turns(f"bench-{session}", turns, at=t0 + timedelta(hours=session))
+        session += 1
+    now = t0 + timedelta(days=30)
+    plan_s = [timed(lambda: review_plan(ledger, bank, 20, now))[0] for _ in range(repeats)]
+    progress_s = [timed(lambda: progress(ledger, bank, now))[0] for _ in range(repeats)]
+    out.update(practice_points=n, review_plan_p95_ms=summary_ms(plan_s)["p95"], progress_p95_ms=summary_ms(progress_s)["p95"])
+    ledger.close()

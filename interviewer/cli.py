@@ -140,8 +140,9 @@ def cmd_interview(args) -> int:
     services = build_services(settings)
     if args.answers:
         return run_scripted(services.interviewer, Path(args.answers), Path(args.export) if args.export else None,
-                            plan=args.plan, lang=args.lang, resume=args.resume)
-    return run_interactive(services.interviewer, plan=args.plan, lang=args.lang)
+                            plan=args.plan, lang=args.lang, resume=args.resume,
+                            minutes=args.minutes)
+    return run_interactive(services.interviewer, plan=args.plan, lang=args.lang, minutes=args.minutes)
 
 
 def cmd_report(args) -> int:
@@ -199,6 +200,50 @@ def cmd_bench(args) -> int:
     return _devtools("bench", "bench").run_bench(_settings(args), as_json=args.json, quick=args.quick)
 
 
+def cmd_progress(args) -> int:
+    from datetime import UTC, datetime
+
+    from interviewer.knowledge.bank import default_bank
+    from interviewer.practice.ledger import Ledger
+    from interviewer.practice.review import progress, review_questions
+
+    ledger = Ledger(_settings(args).ledger_path)
+    now = datetime.now(UTC)
+    data = progress(ledger, default_bank(), now) | {"review_20_min": review_questions(ledger, default_bank(), 20, now)}
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"练习 {data['sessions']} 场、{data['answers']} 题、{data['minutes']} 分钟；连续 {data['streak_days']} 天")
+    print(f"今天到期 {len(data['due_today'])} 项，本周 {len(data['due_this_week'])} 项")
+    for m in data["most_missed"][:5]:
+        print(f"  漏答 {m['misses']} 次：{m['point']}  → {m['note']}")
+    print("今天 20 分钟的复习：" + "；".join(f"{q}（{why}）" for q, why in data["review_20_min"]) if data["review_20_min"] else "还没有需要复习的题。")
+    return 0
+
+
+def cmd_ledger(args) -> int:
+    from interviewer.practice.ledger import Ledger
+    from interviewer.report.transcript import TranscriptError
+
+    ledger = Ledger(_settings(args).ledger_path)
+    if args.action == "import":
+        try:
+            added = sum(ledger.add_transcript(Path(f)) for f in args.files)
+        except TranscriptError as exc:
+            print(f"error: {exc} (nothing was changed)", file=sys.stderr)
+            return 2
+        print(f"added {added} answered questions")
+    elif args.action == "export":
+        text = json.dumps(ledger.export(), ensure_ascii=False, indent=1)
+        Path(args.out).write_text(text, encoding="utf-8") if args.out else print(text)
+    elif args.action == "forget":
+        if not args.yes:
+            print("error: this deletes your whole practice history; add --yes", file=sys.stderr)
+            return 2
+        print(f"forgot {ledger.forget()} answered questions")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from interviewer.launcher import main as serve
 
@@ -209,6 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="interviewer", description="AI mock interviewer for LLM inference optimization roles")
     p.add_argument("--data-dir", help="where the index, sessions and exports live (default: user data dir)")
     sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("progress", help="what you practised, what is due, the points you miss most")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_progress)
+
+    s = sub.add_parser("ledger", help="your practice history: import an exported transcript, export it, or forget it")
+    s.add_argument("action", choices=["import", "export", "forget"])
+    s.add_argument("files", nargs="*", help="import: exported JSON transcripts")
+    s.add_argument("--out", help="export: write to this file")
+    s.add_argument("--yes", action="store_true", help="forget: really delete everything")
+    s.set_defaults(func=cmd_ledger)
 
     s = sub.add_parser("serve", help="start the browser app (same as python app.py; --port, --host, --notes)", add_help=False)
     s.add_argument("rest", nargs=argparse.REMAINDER)
@@ -245,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--answers", help='JSONL: one {"say": "...", "seconds": N} per line')
     s.add_argument("--export", help="write the transcript (.json, .md or .html)")
     s.add_argument("--lang", choices=["zh", "en"])
-    s.add_argument("--plan", default=None, help="interview plan id (seed_mock, drill)")
+    s.add_argument("--plan", default=None, help="interview plan id (seed_mock, drill, numbers) or review (due items and weak topics)")
+    s.add_argument("--minutes", type=int, default=20, help="with --plan review: the time budget (10/20/40)")
     s.add_argument("--resume", help="session id to resume (scripted mode skips lines already consumed)")
     s.add_argument("--notes", action="append")
     s.set_defaults(func=cmd_interview)

@@ -156,6 +156,10 @@ class Settings:
         return self.data_dir / "sessions.sqlite"
 
     @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger.sqlite"
+
+    @property
     def exports_dir(self) -> Path:
         return self.data_dir / "exports"
 

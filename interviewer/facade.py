@@ -194,6 +194,23 @@ class InterviewApp:
         self.apply_settings(new, self._services.model)
         return report
 
+    def progress(self) -> dict:
+        """What the progress page shows (``practice.review.progress``) and today's 20-minute review."""
+        from datetime import UTC, datetime
+
+        from interviewer.knowledge.topics import topic_label
+        from interviewer.practice.review import progress, review_questions
+
+        ledger = self._iv.ledger
+        if ledger is None:
+            return {}
+        now = datetime.now(UTC)
+        data = progress(ledger, self._iv.bank, now)
+        for row in data["mastery"]:
+            row["label"] = topic_label(row["topic"], self.settings.lang)
+        data["review_20"] = [(self._iv.bank[q].question.get(self.settings.lang), why) for q, why in review_questions(ledger, self._iv.bank, 20, now)]
+        return data
+
     @staticmethod
     def audit(paths: list[Path]):
         return audit_paths(paths)

@@ -9,6 +9,7 @@ from interviewer.config import Settings
 from interviewer.engine.session import Interviewer
 from interviewer.engine.store import SessionStore
 from interviewer.models import build_chat_model
+from interviewer.practice.ledger import Ledger
 from interviewer.search.index import Progress, build_index, index_is_current, open_collection
 from interviewer.search.retrieval import Retriever
 
@@ -42,4 +43,5 @@ def build_services(settings: Settings, progress: Progress | None = None, model=N
     retriever = Retriever(settings, collection)
     model = model if model is not None else build_chat_model(settings)
     store = SessionStore(settings.db_path)
-    return Services(settings, retriever, Interviewer(settings, retriever, model, store), model)
+    ledger = Ledger(settings.ledger_path)
+    return Services(settings, retriever, Interviewer(settings, retriever, model, store, ledger=ledger), model)

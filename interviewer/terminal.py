@@ -61,7 +61,7 @@ def export_transcript(interviewer: Interviewer, session_id: str, path: Path) -> 
 
 
 def run_scripted(interviewer: Interviewer, answers: Path, export: Path | None, plan: str | None = None,
-                 lang: str | None = None, resume: str | None = None, out=sys.stdout) -> int:
+                 lang: str | None = None, resume: str | None = None, out=sys.stdout, minutes: int = 20) -> int:
     try:
         script = read_script(answers)
     except ScriptError as exc:
@@ -75,7 +75,7 @@ def run_scripted(interviewer: Interviewer, answers: Path, export: Path | None, p
             return 2
         sid, skip = resume, reply.state.get("inputs", 0)
     else:
-        reply = interviewer.start(plan, lang)
+        reply = interviewer.start(plan, lang, minutes=minutes)
         sid, skip = reply.session_id, 0
         print_messages(reply, out)
     print(f"session: {sid}", file=sys.stderr)
@@ -90,8 +90,8 @@ def run_scripted(interviewer: Interviewer, answers: Path, export: Path | None, p
     return 0
 
 
-def run_interactive(interviewer: Interviewer, plan: str | None = None, lang: str | None = None) -> int:
-    reply = interviewer.start(plan, lang)
+def run_interactive(interviewer: Interviewer, plan: str | None = None, lang: str | None = None, minutes: int = 20) -> int:
+    reply = interviewer.start(plan, lang, minutes=minutes)
     print_messages(reply)
     print("\n（输入回答后回车；/help 查看命令；Ctrl-D 结束）")
     while not reply.state.get("finished"):

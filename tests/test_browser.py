@@ -329,6 +329,15 @@ def test_a_whole_interview_with_the_reverse_stage_and_the_html_report(browser, a
     report_page.goto(path.as_uri())
     _no_horizontal_scroll(report_page, 1366)
     _shot(report_page, "12-html-report", full=True)
+
+    # The progress tab: what was practised (the ledger recorded every graded turn), the mastery plot, today's review.
+    page.get_by_role("tab", name="进度").click()
+    expect(page.locator("#progress-summary")).to_contain_text("今天 20 分钟复习", timeout=30_000)
+    expect(page.locator("#progress-summary")).to_contain_text("最常漏答的要点")
+    expect(page.locator("#mastery-plot")).to_be_visible()
+    page.wait_for_timeout(1500)  # the plot renders
+    _no_horizontal_scroll(page, 1366)
+    _shot(page, "13-progress", full=True)
     context.close()
 
 

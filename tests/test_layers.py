@@ -13,6 +13,7 @@ LAYERS = [  # low → high, in the order data flows
     {"search"},
     {"grading"},
     {"report"},
+    {"practice"},
     {"engine"},
     {"services"},
     {"facade", "terminal"},

@@ -47,11 +47,20 @@ class Context:
     _addresses: set[str] | None = None
 
     def plan(self, plan_id: str) -> Plan:
+        """A plan of knowledge/plans, or one made for this user (a review plan, kept in data_dir/plans)."""
         if plan_id not in self.plans:
-            plan = load_plan(plan_id)
+            made = self.settings.data_dir / "plans" / f"{plan_id}.json"
+            plan = Plan.model_validate_json(made.read_text(encoding="utf-8")) if made.is_file() else load_plan(plan_id)
             plan.check_against(self.bank)
             self.plans[plan_id] = plan
         return self.plans[plan_id]
+
+    def save_plan(self, plan: Plan) -> None:
+        """Keep a plan made for this user, so its sessions resume after a restart."""
+        folder = self.settings.data_dir / "plans"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{plan.id}.json").write_text(plan.model_dump_json(), encoding="utf-8")
+        self.plans[plan.id] = plan
 
     def addresses(self) -> set[str]:
         """Every note address in the index (cached until :meth:`forget_addresses`)."""

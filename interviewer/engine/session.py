@@ -17,6 +17,7 @@ a time; its model calls share one deadline per turn.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -37,8 +38,10 @@ from interviewer.engine.state import State
 from interviewer.engine.store import SessionStore
 from interviewer.grading import answer_text as at
 from interviewer.knowledge.bank import Plan, Question, default_bank
+from interviewer.practice.ledger import Ledger
 from interviewer.search.retrieval import Retriever
 
+log = logging.getLogger(__name__)
 DURABILITY = "sync"  # each checkpoint is on disk before the next node runs (the default "async" may lag a SIGKILL)
 
 
@@ -74,9 +77,10 @@ class Interviewer:
     """Runs interviews. One instance serves many sessions; a session's messages run one at a time."""
 
     def __init__(self, settings: Settings, retriever: Retriever | None, model=None, store: SessionStore | None = None,
-                 bank: dict[str, Question] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 bank: dict[str, Question] | None = None, clock: Callable[[], float] = time.time, ledger: Ledger | None = None) -> None:
         self.ctx = Context(settings=settings, bank=bank or default_bank(), retriever=retriever, model=model, clock=clock)
         self.store = store or SessionStore(settings.db_path)
+        self.ledger = ledger  # every graded turn is recorded here (practice that remembers), when given
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self.graph = build_graph(self.ctx).compile(checkpointer=self.store.checkpointer)
@@ -109,9 +113,10 @@ class Interviewer:
 
     # ------------------------------------------------------------------ sessions
 
-    def start(self, plan_id: str | None = None, lang: str | None = None) -> Reply:
-        """Open a new session and ask its first question."""
-        plan = self.plan(plan_id or self.settings.plan)
+    def start(self, plan_id: str | None = None, lang: str | None = None, minutes: int = 20) -> Reply:
+        """Open a new session and ask its first question. ``review`` builds today's 复习 plan from the ledger."""
+        plan_id = plan_id or self.settings.plan
+        plan = self._review_plan(minutes) if plan_id == "review" else self.plan(plan_id)
         lang = lang or self.settings.lang
         sid = self.store.create(plan.id, lang, self.settings.model_label, plan.title.get(lang))
         init: State = {"session_id": sid, "plan_id": plan.id, "plan_title": plan.title.get(lang), "lang": lang, "model": self.settings.model_label,
@@ -119,6 +124,16 @@ class Interviewer:
                        "inputs": 0, "stage_seconds": {}, "ladder_levels": {}, "finished": False,
                        "inbox": {"kind": "start"}}
         return self._run(sid, init)
+
+    def _review_plan(self, minutes: int) -> Plan:
+        from datetime import UTC, datetime
+
+        from interviewer.practice.review import review_plan
+
+        ledger = self.ledger or Ledger(self.settings.ledger_path)
+        plan, _why = review_plan(ledger, self.bank, minutes, datetime.now(UTC))
+        self.ctx.save_plan(plan)
+        return plan
 
     def send(self, session_id: str, text: object, seconds: float | None = None, on_text: Listener | None = None) -> Reply:
         """Process one candidate message (an answer or a command). ``on_text`` is called with the next
@@ -142,7 +157,9 @@ class Interviewer:
             config = self._config(session_id)
             if self._interrupted(config):
                 self.graph.invoke(None, config, durability=DURABILITY)
-            return Reply(session_id, [], self.state(session_id))
+            state = self.state(session_id)
+            self._remember(session_id, state)
+            return Reply(session_id, [], state)
 
     def state(self, session_id: str) -> dict:
         snapshot = self.graph.get_state(self._config(session_id))
@@ -198,4 +215,14 @@ class Interviewer:
         state = dict(result)
         self.store.touch(sid, "finished" if state.get("finished") else "active",
                          (state.get("summary") or {}).get("score"))
+        self._remember(sid, state)
         return Reply(sid, state.get("messages", [])[before:], state)
+
+    def _remember(self, sid: str, state: dict) -> None:
+        """Hand every graded turn to the ledger (idempotent); a ledger fault never stops the interview."""
+        if self.ledger is None or not state.get("turns"):
+            return
+        try:
+            self.ledger.add_turns(sid, state["turns"])
+        except Exception as exc:  # noqa: BLE001 - logged; the checkpoint still has every answer
+            log.warning("ledger not updated for %s: %s", sid[:8], exc)

@@ -23,7 +23,7 @@ from interviewer.engine.commands import RATINGS
 from interviewer.facade import InterviewApp
 from interviewer.report.exporters import exporters
 from interviewer.ui.gradio_import import import_gradio
-from interviewer.ui.render import chat_history, esc_bot, esc_candidate, finding_rows, report_html, stage_panel, status_html
+from interviewer.ui.render import chat_history, esc_bot, esc_candidate, finding_rows, progress_summary, report_html, stage_panel, status_html
 
 gr = import_gradio()
 log = logging.getLogger(__name__)
@@ -297,6 +297,18 @@ class Handlers:
         if report.skipped:
             words += " 跳过：" + "；".join(report.skipped[:5])
         return status_html(words)
+
+    # -- progress
+
+    def progress(self) -> list:
+        """The progress tab: summary, mastery per topic over time, self-rating vs grader agreement over time."""
+        import pandas as pd
+
+        data = self.app.progress()
+        mastery = pd.DataFrame(data.get("mastery") or [], columns=["day", "topic", "score", "label"])
+        agreement = pd.DataFrame(data.get("self_vs_grader") or [], columns=["day", "agree", "n"])
+        return [progress_summary(data), mastery.rename(columns={"day": "日期", "score": "得分", "label": "话题"}),
+                agreement.rename(columns={"day": "日期", "agree": "自评与评分一致率"})]
 
     # -- audit
 

@@ -290,3 +290,18 @@ def finding_rows(findings) -> list[list]:
 
 def status_html(text: str, kind: str = "info") -> str:
     return f'<div class="status {kind}">{esc(text)}</div>' if text else ""
+
+
+def progress_summary(p: dict) -> str:
+    """The progress page's head: practice so far, what is due, today's review and the points missed most."""
+    if not p or not p.get("answers"):
+        return ('<div class="progress-empty">还没有练习记录。答完一场面试（或在命令行 '
+                '<code>interviewer ledger import 导出的.json</code>）后，这里会显示进度。</div>')
+    review = "".join(f"<li>{esc(q)} <span class='g-note'>{esc(why)}</span></li>" for q, why in p.get("review_20", []))
+    missed = "".join(f"<li>漏答 {m['misses']} 次：{esc(m['point'])}<br><span class='g-note'>→ {esc(m['note'])}</span></li>"
+                     for m in p.get("most_missed", [])[:8])
+    return (f'<div class="progress"><div class="progress-kpis"><b>{p["sessions"]}</b> 场 · <b>{p["answers"]}</b> 题 · '
+            f'<b>{p["minutes"]}</b> 分钟 · 连续 <b>{p["streak_days"]}</b> 天 · 今天到期 <b>{len(p["due_today"])}</b> 项 · '
+            f'本周到期 <b>{len(p["due_this_week"])}</b> 项</div>'
+            f'<h4>今天 20 分钟复习（到期的先，再补薄弱话题）</h4><ol>{review or "<li>没有到期的题。</li>"}</ol>'
+            f'<h4>最常漏答的要点</h4><ul class="g-list">{missed or "<li>没有漏答。</li>"}</ul></div>')
