@@ -214,7 +214,7 @@ def cmd_progress(args) -> int:
         _print_json(data)
         return 0
     print(f"练习 {data['sessions']} 场、{data['answers']} 题、{data['minutes']} 分钟；连续 {data['streak_days']} 天")
-    print(f"今天到期 {len(data['due_today'])} 项，本周 {len(data['due_this_week'])} 项")
+    print(f"24 小时内到期 {len(data['due_today'])} 项，7 天内 {len(data['due_this_week'])} 项")
     for m in data["most_missed"][:5]:
         print(f"  漏答 {m['misses']} 次：{m['point']}  → {m['note']}")
     print("今天 20 分钟的复习：" + "；".join(f"{q}（{why}）" for q, why in data["review_20_min"]) if data["review_20_min"] else "还没有需要复习的题。")

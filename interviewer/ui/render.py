@@ -301,7 +301,7 @@ def progress_summary(p: dict) -> str:
     missed = "".join(f"<li>漏答 {m['misses']} 次：{esc(m['point'])}<br><span class='g-note'>→ {esc(m['note'])}</span></li>"
                      for m in p.get("most_missed", [])[:8])
     return (f'<div class="progress"><div class="progress-kpis"><b>{p["sessions"]}</b> 场 · <b>{p["answers"]}</b> 题 · '
-            f'<b>{p["minutes"]}</b> 分钟 · 连续 <b>{p["streak_days"]}</b> 天 · 今天到期 <b>{len(p["due_today"])}</b> 项 · '
+            f'<b>{p["minutes"]}</b> 分钟 · 连续 <b>{p["streak_days"]}</b> 天 · 24 小时内到期 <b>{len(p["due_today"])}</b> 项 · '
             f'本周到期 <b>{len(p["due_this_week"])}</b> 项</div>'
             f'<h4>今天 20 分钟复习（到期的先，再补薄弱话题）</h4><ol>{review or "<li>没有到期的题。</li>"}</ol>'
             f'<h4>最常漏答的要点</h4><ul class="g-list">{missed or "<li>没有漏答。</li>"}</ul></div>')
