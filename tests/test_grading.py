@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from devtools.evaluation import ADVERSARIAL, load_labelled, quadratic_weighted_kappa
-from interviewer.bands import band_of
+from interviewer.bands import band_index, band_of
 from interviewer.grading.contract import Target
 from interviewer.grading.llm import LLMGradeOutput, grade_with_llm, quote_is_verbatim
 from interviewer.grading.offline import grade_offline
@@ -126,14 +126,19 @@ def test_cli_grade_json_contract(tmp_path):
 
 # ---------------------------------------------------------------- the LLM grader
 
-def _verdicts(answer: str, quote_ok: bool = True) -> dict:
+def _verdicts(answer: str, quote_ok: bool = True, quotes: dict[str, str] | None = None) -> dict:
     quote = answer[:20] if quote_ok else "this sentence is not in the answer"
-    return LLMGradeOutput(points=[{"id": p.id, "verdict": "covered", "quote": quote} for p in KV.points],
+    return LLMGradeOutput(points=[{"id": p.id, "verdict": "covered", "quote": (quotes or {}).get(p.id, quote)} for p in KV.points],
                           feedback="ok").model_dump()
 
 
+def _supporting_quotes(answer: str) -> dict[str, str]:
+    """For each point the sentence of ``answer`` that states it (what a capable model would quote)."""
+    return {p.point_id: p.evidence for p in grade_offline(KV, answer).points if p.evidence}
+
+
 def test_llm_grader_with_verbatim_quotes(llm_settings, stub_server):
-    stub_server.enqueue(_verdicts(KV_FULL))
+    stub_server.enqueue(_verdicts(KV_FULL, quotes=_supporting_quotes(KV_FULL)))
     g = grade_answer(KV, KV_FULL, build_chat_model(llm_settings))
     assert g.grader == "llm+offline" and g.score == 100 and g.confidence >= 0.6
     prompt = stub_server.prompt_text()
@@ -147,11 +152,26 @@ def test_llm_grader_fabricated_quote_counts_as_not_covered(llm_settings, stub_se
     assert g.score == 0 and all(p.covered == 0 for p in g.points)
 
 
-def test_llm_and_offline_disagreeing_by_two_bands_is_low_confidence(llm_settings, stub_server):
+def test_a_real_quote_that_is_not_about_the_point_earns_nothing(llm_settings, stub_server):
     answer = "KV Cache 就是缓存。"  # offline: 不会; the stub model claims everything is covered with a real quote
     stub_server.enqueue(_verdicts(answer))
     g = grade_answer(KV, answer, build_chat_model(llm_settings))
-    assert g.confidence <= 0.4 and "graders_disagree" in g.flags
+    assert g.band == "不会" and g.confidence < 0.6 and "unsupported_quote" in g.flags
+
+
+def test_a_correct_paraphrase_with_verified_quotes_keeps_the_models_grade(llm_settings, stub_server):
+    """The keyword grader misses a paraphrase; the model covers every point and each quote is verbatim and about
+    its point: the model's grade stands (two bands above the offline one), with the disagreement shown."""
+    sentences = ["每生成一个新词，只需要给这个新词算一遍查询、键和值，前面词的键和值早就存好了，直接拿来用。",
+                 "之所以能放心复用，是因为有因果遮挡，前面的词永远看不到后面的词，它们的键值算完就不会再变，结果和重算完全一样。",
+                 "代价是显存：存下来的东西跟着序列长度一起线性变大，长上下文时每一步还要把它们整段从显存里读出来。"]
+    answer = "".join(sentences)
+    offline = grade_offline(KV, answer)
+    quotes = {p.id: max(sentences, key=lambda s: len(set(s) & set(p.point))) for p in KV.points}
+    stub_server.enqueue(_verdicts(answer, quotes=quotes))
+    g = grade_answer(KV, answer, build_chat_model(llm_settings))
+    assert "unsupported_quote" not in g.flags and "fabricated_quote" not in g.flags, g.flags
+    assert band_index(g.band) > band_index(offline.band), (offline.band, g.band)
 
 
 @pytest.mark.parametrize("fault", ["malformed_json", "slow", "http_500", "invalid_structured"])

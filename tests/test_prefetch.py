@@ -28,7 +28,7 @@ class Recorder:
     """A stub-server responder: grades with ``covered`` (point ids), words follow-ups, and records call times."""
 
     def __init__(self, covered: set[str], call_s: float = CALL_S):
-        self.covered, self.call_s = covered, call_s
+        self.covered, self.call_s, self.quote = covered, call_s, QUOTE
         self.calls: list[tuple[str, float, float]] = []
         self._lock = threading.Lock()
 
@@ -40,7 +40,7 @@ class Recorder:
             prompt = " ".join(str(m.get("content")) for m in body["messages"])
             ids = re.findall(r"id=(\S+) weight", prompt)
             reply = {"points": [{"id": i, "verdict": "covered" if i in self.covered else "missing",
-                                 "quote": QUOTE if i in self.covered else ""} for i in ids], "feedback": "ok"}
+                                 "quote": self.quote if i in self.covered else ""} for i in ids], "feedback": "ok"}
         else:
             reply = WORDED
         with self._lock:
@@ -92,16 +92,20 @@ def test_follow_up_is_worded_while_the_answer_is_graded_and_streams(model_settin
 
 
 def test_a_wrong_guess_is_dropped_and_the_real_move_is_worded(model_settings, stub_server, retriever):
-    rec = Recorder({"causal_kv_fixed", "only_new_token", "per_step_complexity", "memory_bandwidth_cost"})
-    stub_server.responder = rec  # the model finds every point: a deeper follow-up, not the guessed probe
+    from interviewer.knowledge.bank import default_bank
+
+    full = default_bank()["kv_cache"].reference_answer.zh  # offline: 流畅, so the guess is a deeper follow-up
+    rec = Recorder({"causal_kv_fixed"})
+    rec.quote = full.split("。")[0]
+    stub_server.responder = rec  # the model finds one point only: the real move probes a missed one
     iv, sid = interviewer_at_kv_cache(model_settings, retriever)
     seen: list[str] = []
-    reply = iv.send(sid, ANSWER, seconds=60, on_text=seen.append)
+    reply = iv.send(sid, full, seconds=60, on_text=seen.append)
 
     assert iv.prefetch.as_dict() == {"hit": 0, "miss": 1, "late": 0}
     current = reply.state["current"]
-    assert current["reason"].startswith("deeper") and current["difficulty"] >= 2
-    assert reply.state["turns"][-1]["grade"]["band"] == "流畅"
+    assert current["reason"] == "missed"
+    assert reply.state["turns"][-1]["grade"]["band"] != "流畅"
     assert [k for k, _s, _e in rec.calls].count("word") == 2  # the guess, then the real move
     assert seen and seen[-1] == current["text"]  # only the real move reached the candidate
 

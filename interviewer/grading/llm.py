@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
 from interviewer.grading.contract import Grade, PointResult, Target
-from interviewer.grading.offline import MISCONCEPTION_PENALTY, coverage_score, find_misconceptions, finish, read_answer
+from interviewer.grading.meaning import load_scorer
+from interviewer.grading.offline import MISCONCEPTION_PENALTY, Reading, coverage_score, find_misconceptions, finish, point_span_features, read_answer
 from interviewer.messages import language_name
 from interviewer.models import bounded
 
@@ -47,8 +48,25 @@ def llm_prompt(target: Target, answer: str, lang: str) -> str:
                   rubric=rubric, answer=fence(answer), lang=language_name(lang))
 
 
+SUPPORT_FLOOR = 0.1  # meaning-scorer P below which a quote does not support its point (kept 98.7% of labelled
+# evidence, rejected 64% of unrelated sentences on the training pairs — in-sample, so it errs towards the model)
+
+
+MAX_POINTS_PER_QUOTE = 2  # one sentence quoted for more points than this is not evidence for them
+
+
+def quote_support(target: Target, point, quote: str) -> float:
+    """How strongly the quoted sentence(s) state the point, as the meaning scorer reads them (1.0 without a scorer)."""
+    scorer = load_scorer()
+    if scorer is None:
+        return 1.0
+    spans, x = point_span_features(target, point, Reading(at.sentences(quote)))
+    return float(scorer.probability(x).max()) if spans else 0.0
+
+
 def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) -> Grade:
-    """Grade with a chat model; raises on any model failure (callers fall back)."""
+    """Grade with a chat model; raises on any model failure (callers fall back). A point counts only with a quote
+    that is verbatim in the answer's content and is about that point; a failed quote is flagged."""
     answer = at.normalize_answer(answer)
     lang = lang or at.language(answer)
     structured = bounded(model, "grade").with_structured_output(LLMGradeOutput, method="function_calling")
@@ -58,15 +76,22 @@ def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) 
     verdicts = {v.id: v for v in out.points}
     reading = read_answer(answer, target)
     content = " ".join(s.raw for s in reading.content)  # instructions to the grader and parroting are not evidence
-    points = []
+    points, flags = [], set(reading.flags)
     for p in target.points:
         v = verdicts.get(p.id)
         covered = VERDICT_VALUE[v.verdict] if v else 0.0
         quote = v.quote if v else ""
         if covered and not quote_is_verbatim(quote, content):
             covered, quote = 0.0, ""  # a fabricated quote (or one from an injected instruction) earns nothing
+            flags.add("fabricated_quote")
+        elif covered and quote_support(target, p, quote) < SUPPORT_FLOOR:
+            covered, quote = 0.0, ""  # a real sentence, but not about this point
+            flags.add("unsupported_quote")
         points.append(PointResult(point_id=p.id, point=p.point, covered=covered, evidence=quote[:300],
                                   note=p.note, weight=p.weight))
+    quoted = [p.evidence for p in points if p.covered and p.evidence]
+    if any(quoted.count(q) > MAX_POINTS_PER_QUOTE for q in quoted):
+        flags.add("reused_quote")  # one sentence cannot be the evidence for everything
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0}) for p in points]
     score = coverage_score(points)
@@ -76,5 +101,5 @@ def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) 
         score = min(score, 59)
     score = int(round(score))
     grade = Grade(question_id=target.question_id, score=score, band=band_of(score), points=points,
-                  misconceptions=wrong, grader="llm", flags=reading.flags, confidence=0.8)
+                  misconceptions=wrong, grader="llm", flags=sorted(flags), confidence=0.8)
     return finish(grade, lang)

@@ -19,6 +19,7 @@ from interviewer.grading.offline import grade_offline
 from interviewer.messages import say
 
 LOW_CONFIDENCE = 0.4
+DOUBTFUL = {"fabricated_quote", "unsupported_quote", "reused_quote", "injection", "keyword_list", "parroting"}
 
 
 class Grader(Protocol):
@@ -48,7 +49,20 @@ register("llm")(lambda target, answer, model=None, lang=None: grade_with_llm(tar
 register("meaning")(lambda target, answer, model=None, lang=None: grade_offline(target, answer, lang, scorer=load_scorer()))
 
 
-@register("combined")
+def lift_is_supported(target: Target, llm: Grade, offline: Grade) -> bool:
+    """A model two bands above the offline grade must show it: every point it credits that the offline grader
+    did not is quoted with sentence(s) the meaning scorer reads as at least partly stating it."""
+    from interviewer.grading.llm import quote_support
+
+    scorer = load_scorer()
+    floor = scorer.partial_at if scorer else 0.0
+    by_id = {p.point_id: p for p in offline.points}
+    points = {p.id: p for p in target.points}
+    lifted = [p for p in llm.points if p.covered > by_id.get(p.point_id, p).covered]
+    return all(quote_support(target, points[p.point_id], p.evidence) >= floor for p in lifted if p.point_id in points)
+
+
+@register("combined")  # the offline grade; with a model, the model's grade decided by its verified evidence
 def grade_answer(target: Target, answer: str, model=None, lang: str | None = None, offline: Grade | None = None) -> Grade:
     """One grade: offline always (``offline`` if already computed); with a model, the LLM grade checked against it."""
     offline = offline or grade_offline(target, answer, lang)
@@ -65,9 +79,13 @@ def grade_answer(target: Target, answer: str, model=None, lang: str | None = Non
             "notice": say("fb_fallback", lang or "zh", reason=reason),
         })
     gap = abs(band_index(llm.band) - band_index(offline.band))
-    if gap > 1:  # far apart (a model talked round by the answer, or keywords fooled): the lower grade stands
+    doubtful = set(llm.flags) & DOUBTFUL
+    if gap > 1 and llm.score > offline.score and not doubtful and not lift_is_supported(target, llm, offline):
+        doubtful = {"weak_evidence"}
+    if doubtful:  # the model's evidence failed or is too weak, or the answer games the grader: the lower grade stands
         low = min((llm, offline), key=lambda g: g.score)
-        return low.model_copy(update={"grader": "llm+offline", "confidence": LOW_CONFIDENCE,
-                                      "flags": sorted(set(llm.flags) | set(offline.flags) | {"graders_disagree"})})
-    confidence = 0.85 if gap == 0 else 0.65
-    return llm.model_copy(update={"grader": "llm+offline", "confidence": confidence, "flags": sorted(set(llm.flags))})
+        return low.model_copy(update={"grader": "llm+offline", "confidence": LOW_CONFIDENCE if gap > 1 else 0.55,
+                                      "flags": sorted(set(llm.flags) | set(offline.flags) | doubtful | ({"graders_disagree"} if gap else set()))})
+    confidence = 0.85 if gap == 0 else 0.65 if gap == 1 else 0.55  # verified evidence: the model's grade stands
+    return llm.model_copy(update={"grader": "llm+offline", "confidence": confidence,
+                                  "flags": sorted(set(llm.flags) | ({"graders_disagree"} if gap > 1 else set()))})
