@@ -130,6 +130,8 @@ class InterviewApp:
                 choices.append((self._iv.plan(pid).title.get(self.settings.lang), pid))
             except Exception:  # noqa: BLE001 - a broken plan file is left out, not fatal
                 continue
+        if self._iv.ledger is not None:  # plans made from this candidate's history
+            choices += [("Day 7 脚本 · 换一套题（没练过的或答得差的同话题题）", "seed_mock_fresh"), ("复习：到期的题和薄弱话题（20 分钟）", "review")]
         return choices
 
     # ------------------------------------------------------------------ what the page shows

@@ -183,3 +183,39 @@ def test_cli_progress_import_export_forget(settings, tmp_path):
     assert "forgot 1" in cli("ledger", "forget", "--yes").stdout
     assert json.loads(cli("progress", "--json").stdout)["answers"] == 0
     assert Path(settings.ledger_path).is_file()
+
+
+def test_the_drill_asks_the_numbers_got_wrong_first(ledger):
+    from interviewer.knowledge.bank import load_plan
+    from interviewer.practice.review import personalize
+
+    drill = load_plan("drill")
+    third = drill.stages[0].questions[2]
+    ledger.add_turns("s", [turn(third, "不会", 0.0)], at=T0)
+    plan, why = personalize(drill, ledger, default_bank(), fresh=False)
+    assert plan.stages[0].questions[0] == third and sorted(plan.stages[0].questions) == sorted(drill.stages[0].questions)
+    assert why and "漏答" in why[0][1]
+
+
+def test_a_fresh_mock_keeps_the_script_order_with_unseen_questions_of_the_same_topics(ledger):
+    from interviewer.knowledge.bank import load_plan
+    from interviewer.practice.review import personalize
+
+    seed, bank = load_plan("seed_mock"), default_bank()
+    ledger.add_turns("s", [turn("kv_cache", "卡顿", 0.5)], at=T0)
+    plan, why = personalize(seed, ledger, bank, fresh=True)
+    assert [s.id for s in plan.stages] == [s.id for s in seed.stages]
+    old, new = seed.stages[1].questions, plan.stages[1].questions
+    assert new[0] != "kv_cache" and bank[new[0]].topic == "kv_cache" and len(set(new)) == len(new)
+    assert [bank[q].topic for q in new] == [bank[q].topic for q in old]
+    assert any(q == new[0] for q, _ in why)
+
+
+def test_a_fresh_mock_starts_and_resumes(settings):
+    led = Ledger(settings.ledger_path)
+    led.add_turns("old", [turn("kv_cache", "卡顿", 0.5)])
+    iv = Interviewer(settings, None, ledger=led)
+    reply = iv.start("seed_mock_fresh")
+    assert reply.state["plan_id"] == "seed_mock_fresh"
+    again = Interviewer(settings, None, ledger=led)
+    assert again.send(reply.session_id, "我是研究生，做推理优化。").state["turns"]

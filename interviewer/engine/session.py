@@ -43,6 +43,7 @@ from interviewer.search.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 DURABILITY = "sync"  # each checkpoint is on disk before the next node runs (the default "async" may lag a SIGKILL)
+FRESH = "_fresh"  # "seed_mock_fresh": the same script with unseen or weak questions of the same topics
 
 
 @dataclass
@@ -116,7 +117,10 @@ class Interviewer:
     def start(self, plan_id: str | None = None, lang: str | None = None, minutes: int = 20) -> Reply:
         """Open a new session and ask its first question. ``review`` builds today's 复习 plan from the ledger."""
         plan_id = plan_id or self.settings.plan
-        plan = self._review_plan(minutes) if plan_id == "review" else self.plan(plan_id)
+        fresh = plan_id.endswith(FRESH)
+        plan = self._review_plan(minutes) if plan_id == "review" else self.plan(plan_id.removesuffix(FRESH))
+        if self.ledger is not None and plan_id != "review" and (fresh or any(s.id == "drill" for s in plan.stages)):
+            plan = self._personal_plan(plan, fresh)
         lang = lang or self.settings.lang
         sid = self.store.create(plan.id, lang, self.settings.model_label, plan.title.get(lang))
         init: State = {"session_id": sid, "plan_id": plan.id, "plan_title": plan.title.get(lang), "lang": lang, "model": self.settings.model_label,
@@ -134,6 +138,20 @@ class Interviewer:
         plan, _why = review_plan(ledger, self.bank, minutes, datetime.now(UTC))
         self.ctx.save_plan(plan)
         return plan
+
+    def _personal_plan(self, plan: Plan, fresh: bool) -> Plan:
+        """The plan with the drill's missed numbers first, or ("换一套题") unseen or weak questions of the same topics."""
+        from interviewer.practice.review import personalize
+
+        personal, why = personalize(plan, self.ledger, self.bank, fresh)
+        if not why:
+            return plan
+        reasons = [f"{self.bank[q].question.zh[:20]}… — {w}" for q, w in why]
+        stages = [s.model_copy(update={"checklist": (s.checklist + reasons)[:12]}) if s.id in ("technical", "drill") else s
+                  for s in personal.stages]
+        personal = personal.model_copy(update={"stages": stages})
+        self.ctx.save_plan(personal)
+        return personal
 
     def send(self, session_id: str, text: object, seconds: float | None = None, on_text: Listener | None = None) -> Reply:
         """Process one candidate message (an answer or a command). ``on_text`` is called with the next

@@ -96,3 +96,34 @@ def progress(ledger: Ledger, bank: dict[str, Question], now: datetime) -> dict:
             "mastery": mastery, "due_today": due_today, "due_this_week": due_week,
             "most_missed": [{"item": i, "misses": n, "point": notes[i][0], "note": notes[i][1]} for i, n in missed.most_common(10)],
             "self_vs_grader": agreement}
+
+
+def personalize(plan: Plan, ledger: Ledger, bank: dict[str, Question], fresh: bool) -> tuple[Plan, list[tuple[str, str]]]:
+    """The plan for this candidate, keeping its stages and their order: drill questions the candidate got wrong
+    come first; with ``fresh`` ("换一套题") each technical question is swapped for one of the same topic the
+    candidate has not seen, else the one answered worst. Returns the plan and why each changed question is there."""
+    missed = _missed_counts(ledger)
+    asked = Counter(r["question_id"] for r in ledger.rows("SELECT question_id FROM turns"))
+    worst: dict[str, float] = {}
+    for r in ledger.rows("SELECT question_id, score FROM turns WHERE score IS NOT NULL"):
+        worst[r["question_id"]] = min(worst.get(r["question_id"], 100), r["score"])
+    stages, why = [], []
+    for stage in plan.stages:
+        questions = list(stage.questions)
+        if stage.id == "drill":
+            order = {q: i for i, q in enumerate(stage.questions)}
+            questions.sort(key=lambda q: (-missed[q], order[q]))
+            why += [(q, f"上次漏答 {missed[q]} 个要点") for q in questions if missed[q]]
+        elif stage.id == "technical" and fresh:
+            taken = set(questions)
+            for i, qid in enumerate(questions):
+                same = sorted((q for q in bank.values() if q.topic == bank[qid].topic and q.stage == "technical" and q.id not in taken),
+                              key=lambda q: (asked[q.id] > 0, worst.get(q.id, 101), abs(q.difficulty - bank[qid].difficulty), q.id))
+                if same and (asked[same[0].id] == 0 or worst.get(same[0].id, 100) < worst.get(qid, 100)):
+                    pick = same[0]
+                    questions[i] = pick.id
+                    taken.add(pick.id)
+                    why.append((pick.id, "没练过的同话题题" if asked[pick.id] == 0 else f"同话题里答得最差（{worst[pick.id]} 分）"))
+        stages.append(stage.model_copy(update={"questions": questions}))
+    suffix = "_fresh" if fresh else "_for_you"
+    return plan.model_copy(update={"id": (plan.id + suffix)[:60], "stages": stages}), why
