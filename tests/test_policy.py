@@ -135,3 +135,14 @@ def test_a_strong_follow_up_answer_goes_one_level_deeper_on_the_same_thread(plan
     assert after.reason in (Reason.DEEPER, Reason.PLAN)
     if after.reason == Reason.DEEPER:
         assert after.target.question_id == qid and after.text != first.text
+
+
+def test_a_thread_over_its_time_moves_on(plan, bank):
+    """Topic time follows the plan: a main question and its follow-ups past twice its budget get no more follow-ups."""
+    from interviewer.engine.policy import THREAD_SHARE
+
+    qid = technical(plan, bank).main.question_id
+    weak = LastTurn("main", "x", grade(qid, 40))
+    assert choose(technical(plan, bank, last=weak, thread_seconds=10)).reason == Reason.MISSED
+    late = technical(plan, bank, last=weak, thread_seconds=THREAD_SHARE * bank[qid].time_budget_s + 1)
+    assert choose(late).reason == Reason.PLAN

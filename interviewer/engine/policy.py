@@ -38,6 +38,7 @@ class Situation:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     asked: frozenset[str] = frozenset()
     answered: frozenset[str] = frozenset()  # follow-up ids the last answer already covered (never asked again)
+    thread_seconds: float = 0.0  # time spent on the open main question and its follow-ups so far
 
     @property
     def stage(self) -> StagePlan | None:
@@ -62,11 +63,17 @@ def gave_up(grade: Grade) -> bool:
     return "skipped" in grade.flags or ("dont_know" in grade.flags and grade.score < 30)
 
 
+THREAD_SHARE = 2.0  # a main question's thread (answer and follow-ups) may take this many times its time budget
+
+
 def room_for_follow_up(s: Situation) -> bool:
-    """The main question's follow-up budget and the stage's time budget both have room."""
+    """The main question's follow-up budget, its thread's time (so topic time follows the plan's budgets) and the
+    stage's time budget all have room."""
     stage = s.stage
     over = stage is not None and s.stage_seconds.get(stage.id, 0) > stage.budget_s
-    return s.main.follow_ups < s.plan.follow_up_budget and not over
+    q = s.bank.get(s.main.question_id or "")
+    thread_over = q is not None and s.thread_seconds > THREAD_SHARE * q.time_budget_s
+    return s.main.follow_ups < s.plan.follow_up_budget and not over and not thread_over
 
 
 def choose(s: Situation) -> Move:
