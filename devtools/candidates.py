@@ -111,19 +111,21 @@ INTERNAL = re.compile(r"\b(?:ksana_src_\w+|kv_cache|paged_attention|continuous_b
                       r"speculative_decoding|self_intro|project_star|reverse_questions|why_direction|seed_mock)\b|\w+/f\d\b|TODO|FIXME")
 
 
-def listening_failures(state: dict, plan) -> list[str]:
+def listening_failures(state: dict) -> list[str]:
     """Does the interviewer listen? No probe asks for a point the answer before it covered; after a 流畅 main answer
     the next question on the thread is harder; /harder ksana stays on the open topic's ladder; the reverse stage
     closes on "没有了"; no internal id or note to self in anything the candidate reads."""
+    from interviewer.engine.reverse import closes_stage
     from interviewer.knowledge.topics import ladder_for
 
     bank = default_bank()
     turns, failures = state.get("turns") or [], []
     for prev, turn in zip(turns, turns[1:]):
-        ref = turn.get("target_id", "")
+        ref = TargetRef.parse(turn["target_id"]) if turn.get("target_id") else None
         covered = {p["point_id"] for p in prev["grade"]["points"] if p["covered"] >= 0.75}
-        if turn.get("reason") == "missed" and ref.split("/")[-1] in covered and ref.split("/")[0] == prev.get("target_id", "").split("/")[0]:
-            failures.append(f"probe {ref} asked for a point the previous answer covered")
+        if turn.get("reason") == "missed" and ref and ref.point_id in covered \
+                and ref.question_id == TargetRef.parse(prev.get("target_id") or "-").question_id:
+            failures.append(f"probe {ref.id} asked for a point the previous answer covered")
         if prev["kind"] == "main" and prev["stage"] == "technical" and prev["grade"]["band"] == "流畅" \
                 and turn["kind"] == "follow_up" and turn.get("reason") == "deeper" and turn["difficulty"] <= prev["difficulty"]:
             failures.append(f"after a 流畅 answer to {prev['question_id']} the follow-up was not harder")
@@ -136,14 +138,12 @@ def listening_failures(state: dict, plan) -> list[str]:
                 failures.append(f"/harder ksana during {main_topic} asked {turn.get('target_id')}, not on its ladders")
     for turn in turns:
         asked = [x["question"] for x in turn.get("reverse_log") or []]
-        if any(q.startswith("没有了") for q in asked[:-1]) or (asked and asked[-1].startswith("没有了") and turn["reverse_log"][-1].get("answer")):
+        if any(closes_stage(q) for q in asked[:-1]) or (asked and closes_stage(asked[-1]) and turn["reverse_log"][-1].get("answer")):
             failures.append("the reverse stage answered 没有了 as a question")
     for m in state.get("messages") or []:
         if m.get("role") == "assistant" and INTERNAL.search(m.get("content", "")) and m.get("kind") != "grade":
             failures.append(f"internal id in what the candidate reads: {INTERNAL.search(m['content']).group(0)!r}")
             break
-    if bank and plan is None:
-        failures.append("no plan")
     return failures
 
 
@@ -180,7 +180,7 @@ def check_interview(state: dict, spec: dict, plan, addresses: set[str], leaks: l
         failures.append("/harder ksana left KsanaLLM")
     if len(ksana) < spec.get("expect_ksana", 0):
         failures.append(f"expected {spec['expect_ksana']} harder KsanaLLM questions, got {len(ksana)}")
-    failures += listening_failures(state, plan)
+    failures += listening_failures(state)
     summary = state.get("summary") or {}
     if summary and summary.get("score") != summarize(turns).get("score"):
         failures.append("summary total does not match the per-turn grades")

@@ -83,3 +83,12 @@ def say(key: str, lang: str, **values: object) -> str:
     """The text for ``key`` in ``lang`` (zh unless ``en``), with ``values`` filled in."""
     entry = CATALOGUE[key]
     return entry["en" if lang == "en" else "zh"].format(**values)
+
+
+def short(text: str, limit: int = 48) -> str:
+    """A one-line label: whole up to ``limit`` characters, else cut at the last punctuation (or word) with an ellipsis."""
+    text = " ".join(str(text or "").split())
+    if len(text) <= limit:
+        return text
+    cut = max(text.rfind(c, 0, limit) for c in "，。？！；：,.?!;: ")
+    return text[:cut if cut > limit // 2 else limit].rstrip("，,;；: ") + "…"

@@ -116,9 +116,9 @@ def skip(ctx: Context, state: State, current: OpenQuestion, messages: list, lang
     grade = grade_offline(target, "")
     grade = grade.model_copy(update={"points": points, "flags": ["skipped"], "score": 0, "band": "不会",
                                      "feedback": say("skipped_feedback", lang) + grade.feedback})
-    record = turn(ctx, current, "", answer_seconds(ctx, state), grade, lang, MainThread.load(state.get("main")).question_id)
-    messages.append(message(say("skipping", lang), kind="notice"))
     main = MainThread.load(state.get("main"))
+    record = turn(ctx, current, "", answer_seconds(ctx, state), grade, lang, main.question_id)
+    messages.append(message(say("skipping", lang), kind="notice"))
     main.last_grade = grade.model_dump()
     return {"messages": messages, "turns": list(state.get("turns", [])) + [record], "current": None,
             "main": main.model_dump(), "route": "decide"}

@@ -21,7 +21,7 @@ from interviewer.engine.state import MainThread, Move, OpenQuestion, Reason, Sta
 from interviewer.engine.turns import record
 from interviewer.grading import answer_text as at
 from interviewer.grading.contract import Grade, Target
-from interviewer.grading.offline import grade_offline
+from interviewer.grading.offline import grade_offline, weighted_coverage
 from interviewer.grading.registry import grade_answer
 from interviewer.knowledge.topics import topic_label
 from interviewer.messages import say
@@ -106,9 +106,7 @@ def listening(ctx: Context, state: State) -> policy.Situation:
     answered = set()
     for i, f in enumerate(q.follow_ups):
         target = Target.of_follow_up(q, f, s.lang)
-        points = grade_offline(target, s.last.answer).points
-        total = sum(p.weight for p in points) or 1.0
-        if sum(p.weight * p.covered for p in points) / total >= ANSWERED:
+        if weighted_coverage(grade_offline(target, s.last.answer).points) >= ANSWERED:
             answered.add(f"{q.id}/f{i + 1}")
     return replace(s, answered=frozenset(answered))
 
@@ -148,7 +146,6 @@ def ask(ctx: Context, state: State) -> dict:
         move = ground(move, ctx.retriever, last_answer)
         if ctx.model is not None and move.rewordable:
             move = phrase(ctx, move, state, lang, prepared)
-    move = ground(move, ctx.retriever)
     current = OpenQuestion(**move.model_dump(exclude={"plan_pos"}), stage=stage_id, asked_at=ctx.clock())
     messages.append(message(prefix + move.text, kind=move.kind, citations=move.citations, question_id=move.question_id,
                             difficulty=move.difficulty, topic=move.topic))

@@ -146,10 +146,6 @@ class Interviewer:
         personal, why = personalize(plan, self.ledger, self.bank, fresh)
         if not why:
             return plan
-        reasons = [f"{self.bank[q].question.zh[:20]}… — {w}" for q, w in why]
-        stages = [s.model_copy(update={"checklist": (s.checklist + reasons)[:12]}) if s.id in ("technical", "drill") else s
-                  for s in personal.stages]
-        personal = personal.model_copy(update={"stages": stages})
         self.ctx.save_plan(personal)
         return personal
 

@@ -13,7 +13,7 @@ from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
 from interviewer.grading.contract import Grade, PointResult, Target
 from interviewer.grading.meaning import load_scorer
-from interviewer.grading.offline import MISCONCEPTION_PENALTY, Reading, coverage_score, find_misconceptions, finish, point_span_features, read_answer
+from interviewer.grading.offline import Reading, find_misconceptions, finish, penalised_score, point_span_features, read_answer
 from interviewer.messages import language_name
 from interviewer.models import bounded
 
@@ -94,12 +94,8 @@ def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) 
         flags.add("reused_quote")  # one sentence cannot be the evidence for everything
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0}) for p in points]
-    score = coverage_score(points)
     wrong = find_misconceptions(reading.content, target)
-    score = max(0.0, score - MISCONCEPTION_PENALTY * len(wrong))
-    if wrong:
-        score = min(score, 59)
-    score = int(round(score))
+    score = penalised_score(points, wrong)
     grade = Grade(question_id=target.question_id, score=score, band=band_of(score), points=points,
                   misconceptions=wrong, grader="llm", flags=sorted(flags), confidence=0.8)
     return finish(grade, lang)

@@ -152,7 +152,7 @@ def read_answer(answer: str, target: Target) -> Reading:
             flags.append("parroting")
         else:
             content.append(s)
-    if content and at.looks_like_keyword_list(" ".join(s.raw for s in content)):
+    if content and target.numeric is None and at.looks_like_keyword_list(" ".join(s.raw for s in content)):  # a formula is terse
         flags.append("keyword_list")
     if at.says_dont_know(answer):
         flags.append("dont_know")
@@ -165,8 +165,6 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
     answer = at.normalize_answer(answer)
     lang = lang or at.language(answer)
     reading = read_answer(answer, target)
-    if target.numeric is not None and "keyword_list" in reading.flags:  # a formula with numbers is terse, not a keyword list
-        reading.flags = [f for f in reading.flags if f != "keyword_list"]
     points = [judge_by_meaning(target, p, reading, scorer) if scorer else judge_point(p, reading.content) for p in target.points]
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
@@ -175,11 +173,7 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
         points, numeric_note = judge_number(target.numeric, answer, points)
     wrong = find_misconceptions(reading.content, target)
     points = [_not_evidence_of(p, wrong) for p in points]
-    score = coverage_score(points)
-    score -= MISCONCEPTION_PENALTY * len(wrong)
-    if wrong:
-        score = min(score, 59)
-    score = int(round(max(0.0, min(100.0, score))))
+    score = penalised_score(points, wrong)
     grade = Grade(question_id=target.question_id, score=score, band=band_of(score), points=points,
                   misconceptions=wrong, grader="offline", flags=reading.flags,
                   confidence=_offline_confidence(score, points, reading.flags))
@@ -204,10 +198,23 @@ def _not_evidence_of(point: PointResult, wrong: list[MisconceptionFound]) -> Poi
     return point
 
 
+def weighted_coverage(points: list[PointResult]) -> float:
+    """The share of the rubric's weight the answer covers (0–1)."""
+    total = sum(p.weight for p in points) or 1.0
+    return sum(p.weight * p.covered for p in points) / total
+
+
 def coverage_score(points: list[PointResult]) -> float:
     """100 × (weighted coverage)^SCORE_POWER, computed in code from the rubric weights."""
-    total = sum(p.weight for p in points) or 1.0
-    return 100 * (sum(p.weight * p.covered for p in points) / total) ** SCORE_POWER
+    return 100 * weighted_coverage(points) ** SCORE_POWER
+
+
+def penalised_score(points: list[PointResult], wrong: list[MisconceptionFound]) -> int:
+    """The score every grader gives: coverage, less a penalty per wrong claim, and at most 59 with any wrong claim."""
+    score = coverage_score(points) - MISCONCEPTION_PENALTY * len(wrong)
+    if wrong:
+        score = min(score, 59)
+    return int(round(max(0.0, min(100.0, score))))
 
 
 def _offline_confidence(score: int, points: list[PointResult], flags: list[str]) -> float:

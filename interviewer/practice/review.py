@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from interviewer.knowledge.bank import Plan, Question, StagePlan, Text
+from interviewer.messages import short
 from interviewer.practice.ledger import Ledger, utc
 
 REVIEWABLE = ("technical", "drill")
@@ -52,12 +53,17 @@ def review_questions(ledger: Ledger, bank: dict[str, Question], minutes: int, no
     return out
 
 
+def reasons(bank: dict[str, Question], picked: list[tuple[str, str]]) -> list[str]:
+    """Why each question was chosen, as the panel's checklist shows it."""
+    return [f"{short(bank[q].question.zh, 24)} — {why}" for q, why in picked]
+
+
 def review_plan(ledger: Ledger, bank: dict[str, Question], minutes: int, now: datetime) -> tuple[Plan, list[tuple[str, str]]]:
     """The 复习 plan (one stage) and why each question is in it; empty history → the seed's technical questions."""
     picked = review_questions(ledger, bank, minutes, now) or [(q, "还没有练习记录：从 Day 7 的技术题开始")
                                                               for q in ("kv_cache", "paged_attention", "continuous_batching")]
     stage = StagePlan(id="technical", title=Text(zh=f"复习（{minutes} 分钟）", en=f"Review ({minutes} min)"), budget_s=minutes * 60,
-                      questions=[q for q, _ in picked], checklist=[f"{bank[q].question.zh[:24]}… — {why}" for q, why in picked])
+                      questions=[q for q, _ in picked], checklist=reasons(bank, picked))
     pid = f"review_{utc(now).strftime('%Y%m%d%H%M')}_{minutes}"
     return Plan(id=pid, title=Text(zh=f"复习：到期的题和薄弱话题（{minutes} 分钟）", en=f"Review: due items and weak topics ({minutes} min)"),
                 answer_budget_s=120, follow_up_budget=1, stages=[stage]), picked
@@ -125,5 +131,7 @@ def personalize(plan: Plan, ledger: Ledger, bank: dict[str, Question], fresh: bo
                     taken.add(pick.id)
                     why.append((pick.id, "没练过的同话题题" if asked[pick.id] == 0 else f"同话题里答得最差（{worst[pick.id]} 分）"))
         stages.append(stage.model_copy(update={"questions": questions}))
+    stages = [st.model_copy(update={"checklist": (st.checklist + reasons(bank, why))[:12]}) if st.id in ("technical", "drill") and why
+              else st for st in stages]
     suffix = "_fresh" if fresh else "_for_you"
     return plan.model_copy(update={"id": (plan.id + suffix)[:60], "stages": stages}), why

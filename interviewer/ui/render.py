@@ -14,6 +14,7 @@ from interviewer.facade import SessionView
 from interviewer.knowledge.audit import VERDICT_ZH
 from interviewer.knowledge.citation import address_of
 from interviewer.knowledge.topics import topic_label
+from interviewer.messages import short
 from interviewer.report.transcript import STAGE_NAMES
 
 _PUNCT = frozenset(string.punctuation)
@@ -106,15 +107,6 @@ def grade_card(grade: dict, references: list[tuple[str, str]] | None = None) -> 
             parts.append(f'<details class="g-ref"><summary>{esc(label)}</summary><div>{_lines(text)}</div></details>')
     parts.append("</div>")
     return "".join(parts)
-
-
-def short(text: str, limit: int = 48) -> str:
-    """A one-line label: whole up to ``limit`` characters, else cut at the last punctuation (or word) with an ellipsis."""
-    text = " ".join(str(text or "").split())
-    if len(text) <= limit:
-        return text
-    cut = max(text.rfind(c, 0, limit) for c in "，。？！；：,.?!;: ")
-    return text[:cut if cut > limit // 2 else limit].rstrip("，,;；: ") + "…"
 
 
 def _references(turns: list[dict], indexes: list[int]) -> list[tuple[str, str]]:
