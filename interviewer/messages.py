@@ -24,9 +24,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
                 "en": "The interview is over. Overall {score} ({band}). See the report for the study plan."},
     "none": {"zh": "无", "en": "none"},
     # engine: commands
-    "help": {"zh": "可用命令：/harder ksana（下一题换成更难的 KsanaLLM 源码题）、/harder（当前话题更难一级）、"
+    "help": {"zh": "可用命令：/harder ksana（沿当前话题追问 KsanaLLM 的实现，每次难一级）、/harder（当前话题更难一级）、"
                    "/hint（提示，逐级扣分：5/10/15）、/skip（跳过本题）、/rate 流畅|基本|卡顿|不会（给上一题自评）、/end（结束面试并生成报告）。",
-             "en": "Commands: /harder ksana (a harder KsanaLLM source-level question next), /harder (harder on this topic), "
+             "en": "Commands: /harder ksana (KsanaLLM's implementation of the current topic, one level harder each time), /harder (harder on this topic), "
                    "/hint (a hint; costs 5/10/15 points), /skip, /rate 流畅|基本|卡顿|不会 (rate your last answer), /end (finish and report)."},
     "unknown_command": {"zh": "未知命令。", "en": "Unknown command. "},
     "nothing_to_rate": {"zh": "还没有已回答的题目可以自评。", "en": "There is no answered question to rate yet."},
@@ -40,7 +40,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "skipping": {"zh": "好的，跳过这题。", "en": "OK, skipping this one."},
     "ladder_done_next": {"zh": "「{ladder}」这条阶梯已经问完了，接下来换成「{next}」的题。",
                          "en": "The ladder \"{ladder}\" is done; next come questions from \"{next}\"."},
-    "ladders_done": {"zh": "KsanaLLM 的更难题都已经问过了，我们继续原来的面试。",
+    "ladders_done": {"zh": "更难的 KsanaLLM 题都已经问过了，我们继续原来的面试。",
                      "en": "Every harder KsanaLLM question has been asked; let's go on with the interview."},
     "topic_top_level": {"zh": "「{topic}」已经没有更难的题了；想往源码深挖可以用 /harder ksana，或者继续作答。",
                         "en": "There is nothing harder on {topic}; try /harder ksana for source-level questions, or answer on."},
