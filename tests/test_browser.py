@@ -334,8 +334,10 @@ def test_a_whole_interview_with_the_reverse_stage_and_the_html_report(browser, a
     page.get_by_role("tab", name="进度").click()
     expect(page.locator("#progress-summary")).to_contain_text("今天 20 分钟复习", timeout=30_000)
     expect(page.locator("#progress-summary")).to_contain_text("最常漏答的要点")
-    expect(page.locator("#mastery-plot")).to_be_visible()
+    expect(page.locator("#mastery-points")).to_be_visible()  # one day of practice: points, not an empty line
+    expect(page.locator("#mastery-plot")).to_be_hidden()
     page.wait_for_timeout(1500)  # the plot renders
+    assert page.locator("#mastery-points canvas, #mastery-points svg").count() > 0
     _no_horizontal_scroll(page, 1366)
     _shot(page, "13-progress", full=True)
     context.close()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,8 @@ def child_env(tmp: Path) -> dict[str, str]:
 class Run:
     """One interviewer process; its stdout/stderr are read by threads so the pipes never block."""
 
-    def __init__(self, data: Path, answers: Path, resume: str | None, env: dict, cwd: Path) -> None:
-        cmd = [sys.executable, "-m", "interviewer", "--data-dir", str(data), "interview", "--answers", str(answers)]
+    def __init__(self, data: Path, answers: Path, resume: str | None, env: dict, cwd: Path, extra: tuple[str, ...] = ()) -> None:
+        cmd = [sys.executable, "-m", "interviewer", "--data-dir", str(data), "interview", "--answers", str(answers), *extra]
         if resume:
             cmd += ["--resume", resume]
         self.started = time.monotonic()
@@ -188,6 +189,91 @@ def test_sigkill_and_resume_loses_nothing(tmp_path: Path, built_index: Path):
     assert store.integrity_ok()
     with sqlite3.connect(settings.db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# ------------------------------------------------------------------ a review session (复习) killed and resumed
+
+REVIEW_HISTORY = ["kv_cache", "paged_attention", "continuous_batching", "flash_attention", "tp_vs_pp", "memory_bound"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_sigkill_during_a_review_session_loses_and_duplicates_no_due_item(tmp_path: Path, built_index: Path):
+    """Six questions answered 不会 three days ago are due; a review session (``--plan review``) is killed three
+    times and resumed. Afterwards every answer is graded once, every due item is either reviewed exactly once per
+    turn that asked it or still due, and the ledger's turns match the session's turns one to one."""
+    from interviewer.knowledge.bank import default_bank
+    from interviewer.practice.ledger import Ledger
+
+    data = tmp_path / "data"
+    shutil.copytree(built_index / "index", data / "index")
+    settings = Settings(data_dir=data)
+    bank = default_bank()
+    past = datetime.now(UTC) - timedelta(days=3)
+    history = [{"stage": "technical", "kind": "main", "question_id": q, "target_id": q, "topic": bank[q].topic,
+                "question": bank[q].question.zh, "answer": "不会", "seconds": 20, "hints_used": 0,
+                "grade": {"band": "不会", "score": 0, "flags": [], "points": [
+                    {"point_id": p.id, "point": p.point, "note": p.note, "covered": 0.0} for p in bank[q].rubric]}}
+               for q in REVIEW_HISTORY]
+    ledger = Ledger(settings.ledger_path)
+    ledger.add_turns("history", history, at=past)
+    before = {c["item"]: c for c in ledger.cards()}
+    ledger.close()
+    now = datetime.now(UTC)
+    due_before = {i for i, c in before.items() if datetime.fromisoformat(c["due"]) <= now}
+    assert set(REVIEW_HISTORY) <= due_before
+
+    lines = [f"复习回答-{n:02d}：KV cache 存历史 token 的 K、V，按 block 管理显存，decode 受带宽限制。" for n in range(24)]
+    answers = tmp_path / "review.jsonl"
+    answers.write_text("".join(json.dumps({"say": s, "seconds": 30}, ensure_ascii=False) + "\n" for s in lines), encoding="utf-8")
+    env = child_env(tmp_path)
+    rng = random.Random(20261207)
+    sid: str | None = None
+    submitted: set[str] = set()
+    kills = 0
+    live: list[Run] = []
+    try:
+        while True:
+            run = Run(data, answers, sid, env, tmp_path, extra=() if sid else ("--plan", "review", "--minutes", "20"))
+            live.append(run)
+            if kills < 3:
+                run.wait_session(90)
+                time.sleep(rng.uniform(0.05, 0.6))
+            if kills < 3 and run.proc.poll() is None:
+                run.kill()
+                kills += 1
+            else:
+                assert run.finish(timeout=180) == 0, "".join(run.stderr)[-2000:]
+            sid = run.session or sid
+            submitted |= set(run.submitted)
+            if run.proc.returncode == 0:
+                break
+    finally:
+        for run in live:
+            if run.proc.poll() is None:
+                run.proc.kill()
+                run.proc.wait(timeout=10)
+    assert sid and kills >= 2, f"only {kills} kills: the session ended first"
+
+    store = SessionStore(settings.db_path)
+    state = check_session(store, Interviewer(settings, None, None, store), sid, lines, submitted)
+    ledger = Ledger(settings.ledger_path)
+    recorded = ledger.rows("SELECT turn, target_id FROM turns WHERE session_id=? ORDER BY turn", (sid,))
+    assert [r["turn"] for r in recorded] == list(range(len(state["turns"]))), "ledger turns ≠ session turns"
+    asked = [t.get("target_id") or t.get("question_id") for t in state["turns"]]
+    assert [r["target_id"] for r in recorded] == asked
+    graded = asked + [r["item"] for r in ledger.rows("SELECT item FROM points WHERE session_id=?", (sid,))]
+    after = {c["item"]: c for c in ledger.cards()}
+    assert set(before) <= set(after), "a card was lost"
+    for item in sorted(due_before):
+        reviewed = after[item]["reviews"] - before[item]["reviews"]
+        assert reviewed == graded.count(item), f"{item}: reviewed {reviewed}×, graded {graded.count(item)}×"
+        if not reviewed:
+            assert datetime.fromisoformat(after[item]["due"]) <= datetime.now(UTC), f"{item} was due and is no longer"
+    assert any(i in asked for i in REVIEW_HISTORY), "the review session asked none of the due questions"
+    assert store.integrity_ok() and ledger.db.integrity_ok()
+    print(f"\nreview crash test: {kills} SIGKILLs, {len(state['turns'])} turns, "
+          f"{sum(i in graded for i in due_before)} of {len(due_before)} due items reviewed, none lost or duplicated")
 
 
 # ------------------------------------------------------------------ the two windows the kill loop found, pinned down

@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "interviewer"
 LAYERS = [  # low → high, in the order data flows
-    {"bands", "messages", "resources", "config", "models", "tokens", "prompts", "quantities"},
+    {"bands", "messages", "resources", "config", "models", "tokens", "prompts", "quantities", "database"},
     {"knowledge"},
     {"search"},
     {"grading"},

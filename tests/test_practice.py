@@ -219,3 +219,33 @@ def test_a_fresh_mock_starts_and_resumes(settings):
     assert reply.state["plan_id"] == "seed_mock_fresh"
     again = Interviewer(settings, None, ledger=led)
     assert again.send(reply.session_id, "我是研究生，做推理优化。").state["turns"]
+
+
+def test_sessions_and_ledger_share_one_store_interface(settings, tmp_path):
+    """Both stores take a ``Database``: one database can back both (as a server database would for a group)."""
+    from interviewer.database import DatabaseError, open_database
+    from interviewer.engine.store import SessionStore
+
+    db = open_database(f"sqlite:///{tmp_path / 'one.sqlite'}")
+    store, led = SessionStore(db), Ledger(db)
+    iv = Interviewer(settings, None, store=store, ledger=led)
+    sid = iv.start().session_id
+    iv.send(sid, "我是研究生，做推理优化。")
+    tables = {r["name"] for r in db.rows("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"sessions", "checkpoints", "turns", "points", "cards"} <= tables
+    assert store.get(sid) and led.rows("SELECT session_id FROM turns") == [{"session_id": sid}]
+    assert db.integrity_ok()
+    with pytest.raises(DatabaseError, match="not supported yet"):
+        open_database("postgresql://team-db/interviews")
+
+
+def test_the_progress_charts_show_points_for_one_day_and_lines_from_two():
+    import pandas as pd
+
+    from interviewer.ui.handlers import _line_or_points
+
+    one = pd.DataFrame({"日期": ["2026-12-01", "2026-12-01"], "得分": [40, 80], "话题": ["KV Cache", "FlashAttention"]})
+    two = pd.DataFrame({"日期": ["2026-12-01", "2026-12-02"], "得分": [40, 80], "话题": ["KV Cache", "KV Cache"]})
+    assert [u["visible"] for u in _line_or_points(one, "得分", "暂无")] == [False, True]
+    assert [u["visible"] for u in _line_or_points(two, "得分", "暂无")] == [True, False]
+    assert {u["title"] for u in _line_or_points(one.iloc[0:0], "一致率", "暂无自评")} == {"一致率（暂无自评）"}

@@ -1,8 +1,8 @@
-"""Sessions on SQLite: the LangGraph checkpointer (every turn) and a sessions table for listing.
+"""Sessions: the LangGraph checkpointer (every turn) and a sessions table for listing, in one ``Database``.
 
-One database file in the data directory holds both. WAL mode and ``synchronous=FULL`` make every
-committed checkpoint survive a SIGKILL; a candidate's answer is in the database before the
-interviewer starts to reply.
+The database (``interviewer.database``, the store interface the practice ledger shares) is a SQLite file in
+the data directory: WAL mode and ``synchronous=FULL`` make every committed checkpoint survive a SIGKILL; a
+candidate's answer is in the database before the interviewer starts to reply.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langgraph.checkpoint.sqlite import SqliteSaver
+
+from interviewer.database import Database, open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -82,16 +84,15 @@ class SessionInfo:
 class SessionStore:
     """The sessions database: a checkpointer for the graph and a table of sessions."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(SCHEMA)
+    def __init__(self, where: Database | Path | str) -> None:
+        self.db = where if isinstance(where, Database) else open_database(where)
+        self.path = self.db.path
+        self.conn = self.db.conn
+        self.db.script(SCHEMA)
         self.checkpointer = AtomicSqliteSaver(self.conn)
+        self.checkpointer.lock = self.db.lock  # one lock per connection: no statement lands inside another's transaction
         self.checkpointer.setup()
-        self._lock = self.checkpointer.lock  # one lock per connection: no statement lands inside another's transaction
+        self._lock = self.db.lock
 
     def create(self, plan: str, lang: str, model: str, title: str = "") -> str:
         sid = uuid.uuid4().hex
@@ -119,8 +120,7 @@ class SessionStore:
         return [SessionInfo(*r) for r in rows]
 
     def integrity_ok(self) -> bool:
-        with self._lock:
-            return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return self.db.integrity_ok()
 
     def close(self) -> None:
-        self.conn.close()
+        self.db.close()

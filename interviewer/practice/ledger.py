@@ -1,5 +1,6 @@
-"""The ledger: every graded turn and key point of every session, and each item's memory state, in SQLite next to
-the sessions (``data_dir/ledger.sqlite``; WAL, synchronous FULL: nothing acknowledged is lost on SIGKILL).
+"""The ledger: every graded turn and key point of every session, and each item's memory state, in a ``Database``
+(the store interface the sessions use; today ``data_dir/ledger.sqlite``, WAL, synchronous FULL: nothing acknowledged
+is lost on SIGKILL).
 
 Recording is idempotent — a turn is applied once, keyed by (session, turn index) — so the engine can hand over the
 whole turn list after every message, and a crash between the checkpoint and the ledger is mended by the next one.
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fsrs import Card
 
+from interviewer.database import Database, DatabaseError, open_database
 from interviewer.practice import schedule
 
 SCHEMA_VERSION = 1
@@ -52,30 +53,27 @@ def question_item(turn: dict) -> str:
 class Ledger:
     """One user's practice history and memory states."""
 
-    def __init__(self, path: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.path = Path(path)
+    def __init__(self, where: Database | Path | str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.clock = clock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(DDL)
+            self.db = where if isinstance(where, Database) else open_database(where)
+            self.db.script(DDL)
             self._check_version()
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{self.path}: not a ledger database ({exc})") from exc
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            raise LedgerError(f"{where}: not a ledger database ({exc})") from exc
+        self.path = self.db.path
+        self._conn = self.db.conn
 
     def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
-            raise LedgerError(f"{self.path}: written by a newer version (schema {row[0]} > {SCHEMA_VERSION}); "
+            raise LedgerError(f"{self.db.path}: written by a newer version (schema {row[0]} > {SCHEMA_VERSION}); "
                               "upgrade the interviewer to use it — nothing was changed")
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()
 
     # ------------------------------------------------------------------ recording
 
@@ -83,26 +81,20 @@ class Ledger:
         """Record the turns not recorded yet (and self-ratings given since); returns how many were new."""
         at = utc(at or self.clock())
         new = 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for i, turn in enumerate(turns):
-                    new += self._add_turn(session_id, i, turn, at)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.db.transaction():
+            for i, turn in enumerate(turns):
+                new += self._add_turn(session_id, i, turn, at)
         return new
 
     def _add_turn(self, session_id: str, i: int, turn: dict, at: datetime) -> int:
         grade = turn.get("grade") or {}
-        seen = self._db.execute("SELECT 1 FROM turns WHERE session_id=? AND turn=?", (session_id, i)).fetchone()
+        seen = self._conn.execute("SELECT 1 FROM turns WHERE session_id=? AND turn=?", (session_id, i)).fetchone()
         if seen:
-            self._db.execute("UPDATE turns SET self_rating=? WHERE session_id=? AND turn=?", (turn.get("self_rating"), session_id, i))
+            self._conn.execute("UPDATE turns SET self_rating=? WHERE session_id=? AND turn=?", (turn.get("self_rating"), session_id, i))
             return 0
         hints = int(turn.get("hints_used") or 0)
         item = question_item(turn)
-        self._db.execute("INSERT INTO turns VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+        self._conn.execute("INSERT INTO turns VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
             session_id, i, at.isoformat(), turn.get("stage"), turn.get("kind"), turn.get("question_id") or turn.get("thread"),
             item, turn.get("topic"), turn.get("question"), grade.get("band"), grade.get("score"), hints,
             float(turn.get("seconds") or 0), turn.get("self_rating")))
@@ -113,17 +105,17 @@ class Ledger:
                          schedule.question_rating(grade.get("band", "不会"), hints), at)
         for p in grade.get("points") or []:
             point_item = f"{item}#{p['point_id']}"
-            self._db.execute("INSERT OR IGNORE INTO points VALUES (?,?,?,?,?,?,?)", (
+            self._conn.execute("INSERT OR IGNORE INTO points VALUES (?,?,?,?,?,?,?)", (
                 session_id, i, p["point_id"], point_item, p.get("point"), p.get("note"), float(p.get("covered") or 0)))
             self._review(point_item, "point", turn.get("topic"), item.split("/")[0],
                          schedule.point_rating(float(p.get("covered") or 0), hints), at)
         return 1
 
     def _review(self, item: str, kind: str, topic: str | None, question_id: str, rating, at: datetime) -> None:
-        row = self._db.execute("SELECT card, reviews FROM cards WHERE item=?", (item,)).fetchone()
+        row = self._conn.execute("SELECT card, reviews FROM cards WHERE item=?", (item,)).fetchone()
         card = Card.from_json(row[0]) if row else schedule.new_card(item)
         card = schedule.review(card, rating, at)
-        self._db.execute("INSERT INTO cards VALUES (?,?,?,?,?,?,?) ON CONFLICT(item) DO UPDATE SET card=excluded.card, "
+        self._conn.execute("INSERT INTO cards VALUES (?,?,?,?,?,?,?) ON CONFLICT(item) DO UPDATE SET card=excluded.card, "
                          "due=excluded.due, reviews=cards.reviews+1, topic=excluded.topic",
                          (item, kind, topic, question_id, card.to_json(), utc(card.due).isoformat(), (row[1] + 1) if row else 1))
 
@@ -136,11 +128,8 @@ class Ledger:
 
     # ------------------------------------------------------------------ reading
 
-    def rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            cur = self._db.execute(sql, args)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+    def rows(self, sql: str, args: tuple = ()) -> list[dict]:
+        return self.db.rows(sql, args)
 
     def cards(self, kind: str | None = None) -> list[dict]:
         where, args = ("WHERE kind=?", (kind,)) if kind else ("", ())
@@ -154,10 +143,8 @@ class Ledger:
 
     def forget(self) -> int:
         """Delete the whole history (``interviewer ledger forget``); returns the number of turns removed."""
-        with self._lock:
-            n = self._db.execute("SELECT COUNT(*) FROM turns").fetchone()[0]
-            self._db.execute("BEGIN IMMEDIATE")
+        with self.db.transaction() as conn:
+            n = conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0]
             for table in ("turns", "points", "cards"):
-                self._db.execute(f"DELETE FROM {table}")
-            self._db.execute("COMMIT")
+                conn.execute(f"DELETE FROM {table}")
         return n

@@ -307,8 +307,10 @@ class Handlers:
         data = self.app.progress()
         mastery = pd.DataFrame(data.get("mastery") or [], columns=["day", "topic", "score", "label"])
         agreement = pd.DataFrame(data.get("self_vs_grader") or [], columns=["day", "agree", "n"])
-        return [progress_summary(data), mastery.rename(columns={"day": "日期", "score": "得分", "label": "话题"}),
-                agreement.rename(columns={"day": "日期", "agree": "自评与评分一致率"})]
+        mastery = mastery.rename(columns={"day": "日期", "score": "得分", "label": "话题"})
+        agreement = agreement.rename(columns={"day": "日期", "agree": "自评与评分一致率"})
+        return [progress_summary(data), *_line_or_points(mastery, "各话题得分随时间", "暂无评分：答完一题就有"),
+                *_line_or_points(agreement, "自评与评分一致率", "暂无自评：答完后用 /rate 自评")]
 
     # -- audit
 
@@ -326,3 +328,11 @@ class Handlers:
         if errors:
             words += " 无法读取：" + "；".join(errors[:5])
         return [finding_rows(findings), status_html(words, "error" if errors and not findings else "info")]
+
+
+def _line_or_points(frame: Any, title: str, empty: str) -> list:
+    """A line needs two days: with one day of practice the same data shows as points (a line plot would be empty);
+    with no data at all the chart's title says what will fill it."""
+    one_day = frame["日期"].nunique() <= 1
+    title = f"{title}（{empty}）" if frame.empty else title
+    return [gr.update(value=frame, visible=not one_day, title=title), gr.update(value=frame, visible=one_day, title=title)]

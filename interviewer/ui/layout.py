@@ -112,11 +112,15 @@ def build_ui(app: InterviewApp) -> gr.Blocks:
                 index_status = gr.HTML("", elem_id="index-status")
             with gr.Tab("进度", id="progress", elem_id="tab-progress") as progress_tab:
                 progress_head = gr.HTML("", elem_id="progress-summary")
-                with gr.Row():
+                with gr.Row():  # each chart twice: a line from the second day on, points while there is one day
                     mastery_plot = gr.LinePlot(x="日期", y="得分", color="话题", title="各话题得分随时间", elem_id="mastery-plot",
                                                y_lim=[0, 100], height=320)
+                    mastery_points = gr.ScatterPlot(x="日期", y="得分", color="话题", title="各话题得分随时间",
+                                                    elem_id="mastery-points", y_lim=[0, 100], height=320, visible=False)
                     agree_plot = gr.LinePlot(x="日期", y="自评与评分一致率", title="自评与评分一致率", elem_id="agreement-plot",
                                              y_lim=[0, 1], height=320)
+                    agree_points = gr.ScatterPlot(x="日期", y="自评与评分一致率", title="自评与评分一致率",
+                                                  elem_id="agreement-points", y_lim=[0, 1], height=320, visible=False)
             with gr.Tab("笔记核查", id="audit", elem_id="tab-audit"):
                 gr.Markdown("检查你自己的笔记里有没有事实登记表中已知错误、有误导或找不到出处的说法。")
                 audit_path = gr.Textbox(label="笔记文件或文件夹路径（每行一个）", elem_id="audit-path")
@@ -157,7 +161,8 @@ def build_ui(app: InterviewApp) -> gr.Blocks:
                         api_name="apply_settings")
         reindex_btn.click(h.reindex, [notes], [index_status], api_name="reindex")
         audit_btn.click(h.audit, [audit_path], [audit_table, audit_status], api_name="audit")
-        progress_tab.select(h.progress, None, [progress_head, mastery_plot, agree_plot], api_name="progress")
+        progress_tab.select(h.progress, None, [progress_head, mastery_plot, mastery_points, agree_plot, agree_points],
+                            api_name="progress")
     demo.handlers = h  # for tests
     return demo
 
