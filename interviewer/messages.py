@@ -55,6 +55,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
                        "en": "Hint: reason it out for \"{question}\": what problem it solves → by what mechanism → what it costs or where it stops working."},
     "hint_concept": {"zh": "提示：关键在这一点——{probe}", "en": "Hint: the key is this — {probe}"},
     "hint_concepts": {"zh": "提示：想想这几个概念之间的关系：{concepts}。", "en": "Hint: think about how these relate: {concepts}."},
+    "scaffold": {"zh": "没关系，我们先退一步，从它的基础说起：\n", "en": "No problem — let's take one step back to what it builds on:\n"},
     "hint_note": {"zh": "提示：这部分在笔记 {note}。", "en": "Hint: this is in the notes at {note}."},
     # grading feedback
     "fb_injection": {"zh": "回答里对评分者的指令已忽略，只按内容评分。",

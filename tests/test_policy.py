@@ -146,3 +146,33 @@ def test_a_thread_over_its_time_moves_on(plan, bank):
     assert choose(technical(plan, bank, last=weak, thread_seconds=10)).reason == Reason.MISSED
     late = technical(plan, bank, last=weak, thread_seconds=THREAD_SHARE * bank[qid].time_budget_s + 1)
     assert choose(late).reason == Reason.PLAN
+
+
+def _hard_main(bank) -> str:
+    """A difficulty-2 question of a topic that also has an easier question."""
+    return next(q.id for q in sorted(bank.values(), key=lambda q: q.id) if q.stage == "technical" and q.difficulty == 2
+                and any(o.topic == q.topic and o.difficulty == 1 and o.stage == "technical" for o in bank.values()))
+
+
+def test_an_answer_that_did_not_start_scaffolds_down_one_level_on_the_same_topic(plan, bank):
+    qid = _hard_main(bank)
+    for flags, score in ((("dont_know",), 10), ((), 5)):
+        s = technical(plan, bank, main=MainThread(question_id=qid), last=LastTurn("main", "这个我不太清楚", grade(qid, score, flags)))
+        move = choose(s)
+        assert move.reason == Reason.SCAFFOLD and move.kind == "follow_up", (flags, move)
+        easier = bank[move.target.question_id]
+        assert easier.topic == bank[qid].topic and easier.difficulty == bank[qid].difficulty - 1
+        asked = technical(plan, bank, main=MainThread(question_id=qid), asked=frozenset({easier.question.zh}), last=s.last)
+        assert choose(asked).target != move.target, "an easier question already asked is not asked again"
+    skipped = technical(plan, bank, main=MainThread(question_id=qid), last=LastTurn("main", "", grade(qid, 0, ("skipped",))))
+    assert choose(skipped).reason == Reason.PLAN, "a /skip is respected"
+
+
+def test_after_a_scaffold_the_thread_climbs_back_or_moves_on(plan, bank):
+    qid = _hard_main(bank)
+    main = MainThread(question_id=qid, follow_ups=1)
+    held = choose(technical(plan, bank, main=main, last=LastTurn("follow_up", "……", grade(qid, 70), Reason.SCAFFOLD)))
+    heaviest = max(bank[qid].rubric, key=lambda p: p.weight)
+    assert held.reason == Reason.MISSED and held.target.point_id == heaviest.id, "back up to the original question"
+    fell = choose(technical(plan, bank, main=main, last=LastTurn("follow_up", "……", grade(qid, 20), Reason.SCAFFOLD)))
+    assert fell.reason == Reason.PLAN

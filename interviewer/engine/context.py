@@ -97,6 +97,7 @@ class Context:
             plan=self.plan(state["plan_id"]), bank=self.bank, lang=state.get("lang", "zh"),
             stage_i=state.get("stage_i", 0), q_i=state.get("q_i", 0), main=main,
             queue=tuple(Move.load(m) for m in state.get("queue") or []),
-            last=LastTurn(last["kind"], last["answer"], Grade.model_validate(last["grade"])) if last else None,
+            last=LastTurn(last["kind"], last["answer"], Grade.model_validate(last["grade"]), last.get("reason", ""))
+            if last else None,
             stage_seconds=dict(state.get("stage_seconds") or {}), asked=frozenset(state.get("asked") or []),
             thread_seconds=sum(float(t.get("seconds") or 0) for t in turns if main.question_id and t.get("thread") == main.question_id))

@@ -92,6 +92,15 @@ def ladder_move(bank: dict[str, Question], ladder: Ladder, level: int, asked: se
     return None
 
 
+def easier_move(bank: dict[str, Question], current: Question, asked: set[str], lang: str) -> Move | None:
+    """Scaffold down one level: a bank question of the same topic one difficulty lower (else the closest lower one)
+    that has not been asked — after an answer that did not get started, the foundation the question builds on."""
+    easier = sorted((q for q in bank.values() if q.topic == current.topic and q.stage == "technical"
+                     and q.difficulty < current.difficulty and q.id != current.id and q.question.get(lang) not in asked),
+                    key=lambda q: (-q.difficulty, q.id))
+    return question_move(easier[0], lang, Reason.SCAFFOLD) if easier else None
+
+
 def harder_topic_move(bank: dict[str, Question], current: Question, level: int, asked: set[str], lang: str) -> Move | None:
     """Harder on the current topic: its own harder follow-ups, else a harder bank question of the topic."""
     move = deeper_move(current, asked, lang, min_difficulty=level)

@@ -142,6 +142,8 @@ def ask(ctx: Context, state: State) -> dict:
             main.probed = main.probed + [move.probes_point]
         if move.counts_as_follow_up:
             main.follow_ups += 1
+        if move.reason == Reason.SCAFFOLD:
+            prefix = say("scaffold", lang)
         last_answer = (state.get("turns") or [{}])[-1].get("answer", "") if move.reason in (Reason.MISSED, Reason.DEEPER) else ""
         move = ground(move, ctx.retriever, last_answer)
         if ctx.model is not None and move.rewordable:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from interviewer.engine.moves import STRONG, deeper_move, probe_move
+from interviewer.engine.moves import STRONG, deeper_move, easier_move, probe_move
 from interviewer.engine.state import END, MainThread, Move, Reason, TargetRef
 from interviewer.grading.contract import Grade
 from interviewer.knowledge.bank import Plan, Question, StagePlan
@@ -21,6 +21,7 @@ class LastTurn:
     kind: str  # "main" or "follow_up"
     answer: str
     grade: Grade
+    reason: str = ""  # why it was asked (``Reason``): after a scaffold the thread climbs back up
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ def gave_up(grade: Grade) -> bool:
     return "skipped" in grade.flags or ("dont_know" in grade.flags and grade.score < 30)
 
 
+def did_not_start(last: LastTurn) -> bool:
+    """An answer to a main question that said it does not know (not a /skip: a skip is respected) or earned
+    nothing: the moment to scaffold down one level rather than probe a detail of a question not understood."""
+    g = last.grade
+    return last.kind == "main" and "skipped" not in g.flags and ("dont_know" in g.flags or g.band == "不会")
+
+
 THREAD_SHARE = 2.0  # a main question's thread (answer and follow-ups) may take this many times its time budget
 
 
@@ -78,22 +86,29 @@ def room_for_follow_up(s: Situation) -> bool:
 
 def choose(s: Situation) -> Move:
     """The next move: a deferred question first; after a strong answer in the technical stage a harder follow-up
-    that the answer has not already covered; after a weaker one a probe of the heaviest missed point; otherwise
-    the plan goes on."""
+    that the answer has not already covered; after an answer that did not get started an easier question of the
+    same topic (scaffold down one level); after a weaker one a probe of the heaviest missed point; otherwise the
+    plan goes on."""
     if s.queue:
         return s.queue[0].model_copy(update={"from_queue": True})
     stage, last = s.stage, s.last
     if stage is None or last is None:
         return next_main(s)
     q = s.bank.get(s.main.question_id or "")
-    if q is None or not room_for_follow_up(s) or gave_up(last.grade) or stage.candidate_asks:
+    if q is None or not room_for_follow_up(s) or stage.candidate_asks:
         return next_main(s)
-    if last.grade.score >= STRONG and stage.id == "technical":  # strong: one level deeper on the same thread
+    if stage.id == "technical" and did_not_start(last) and q.difficulty > 1:  # weak: one level easier, same topic
+        move = easier_move(s.bank, q, set(s.asked), s.lang)
+        if move:
+            return move
+    if gave_up(last.grade) or (last.reason == Reason.SCAFFOLD and last.grade.score < 60):
+        return next_main(s)  # a scaffold that did not hold either: the plan goes on
+    if last.grade.score >= STRONG and stage.id == "technical" and last.reason != Reason.SCAFFOLD:  # strong: one level deeper on the same thread
         move = deeper_move(q, set(s.asked), s.lang, skip=s.answered)
         if move:
             return move
     missed = [p for p in q.rubric if p.id not in set(s.main.covered) and p.id not in set(s.main.probed)]
     missed = [p for p in sorted(missed, key=lambda p: -p.weight) if p.probe.get(s.lang) not in s.asked]
-    if missed and last.grade.score < STRONG:
+    if missed and (last.grade.score < STRONG or last.reason == Reason.SCAFFOLD):  # after a scaffold: back up
         return probe_move(q, missed[0], s.lang)
     return next_main(s)

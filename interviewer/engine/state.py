@@ -23,6 +23,7 @@ class Reason(StrEnum):
     DEEPER = "deeper"  # a harder authored follow-up after a strong answer
     HARDER = "harder"  # the candidate asked /harder
     HARDER_KSANA = "harder_ksana"  # the candidate asked /harder ksana
+    SCAFFOLD = "scaffold"  # one level easier on the same topic, after an answer that did not get started
 
 
 class Grounding(BaseModel, frozen=True):
@@ -93,7 +94,7 @@ class Move(BaseModel):
     @property
     def counts_as_follow_up(self) -> bool:
         """Spends the main question's follow-up budget."""
-        return self.reason in (Reason.MISSED, Reason.DEEPER)
+        return self.reason in (Reason.MISSED, Reason.DEEPER, Reason.SCAFFOLD)
 
     @property
     def rewordable(self) -> bool:
