@@ -219,3 +219,39 @@ def test_the_number_is_checked_by_computation(answer, covered, says):
     assert value.covered == covered, (answer, g.feedback)
     assert says in g.feedback
     assert not value.evidence or value.evidence in answer
+
+
+# ---------------------------------------------------------------- open questions graded on qualities
+
+DIFFERENT_HIGHLIGHTS = ("我重点讲我读得最细的三块。第一是投机解码，它支持 MTP，MTP 头每步多预测一个 token，由主模型一次验证，"
+                        "接受了就省一步 decode。第二是量化，FP8 的权重和 KV cache 能省一半显存带宽。第三是 PD 分离，prefill 节点算完后"
+                        "KV 一层一层传给 decode 节点。另外小 batch 的 decode 用 CUDA Graph 减少 launch 开销。")
+
+
+def test_an_open_question_credits_good_content_other_than_the_reference():
+    """KsanaLLM highlights: three areas other than the reference's first three, each with its mechanism, is a
+    good answer — the rubric asks for qualities (breadth, mechanism, why), not a fixed list of items."""
+    target = Target.of_question(BANK["ksana_highlights"])
+    good = grade_offline(target, DIFFERENT_HIGHLIGHTS)
+    assert good.band in ("流畅", "基本"), good
+    breadth = next(p for p in good.points if p.point_id == "breadth")
+    assert breadth.covered == 1.0 and breadth.evidence
+    assert all(quote in DIFFERENT_HIGHLIGHTS for quote in breadth.evidence.split(" … ")), "each quoted sentence is verbatim"
+    vague = grade_offline(target, "KsanaLLM 性能很好，用了很多先进的优化，比如显存优化和调度优化，吞吐很高，比 vLLM 快。")
+    assert vague.band == "不会", vague
+    names_only = grade_offline(target, "它有 PagedAttention、prefix cache、continuous batching、PD 分离，还有量化。")
+    assert names_only.score < good.score - 30 and next(p for p in names_only.points if p.point_id == "mechanism").covered == 0
+
+
+def test_a_pattern_keyword_counts_each_different_identifier_and_is_checked_when_loaded():
+    from interviewer.grading.answer_text import sentences
+    from interviewer.grading.offline import judge_quality
+    from interviewer.knowledge.bank import KeyPoint
+
+    point = KeyPoint(id="concrete", point="源码细节", keywords=[[r"re:\b[a-z]+(?:_[a-z]+)+\b"]], examples_needed=2,
+                     note="x.md § y", probe={"zh": "哪里？"})
+    one = judge_quality(point, sentences("参数是 split_fuse_token_num，还是 split_fuse_token_num。"))
+    two = judge_quality(point, sentences("参数是 split_fuse_token_num，队列叫 decoding_queue。"))
+    assert (one.covered, two.covered) == (0.5, 1.0)
+    with pytest.raises(ValueError, match="not a valid regex"):
+        KeyPoint(id="bad", point="坏的", keywords=[["re:(unclosed"]], note="x.md § y", probe={"zh": "?"})

@@ -121,7 +121,7 @@ def hint(question: str, points: list[KeyPoint], level: int, lang: str) -> tuple[
     elif level == 2:
         probe = point.probe.get(lang)
         text = say("hint_concept", lang, probe=probe) if probe and probe != question else \
-            say("hint_concepts", lang, concepts="、".join(g[0] for g in point.keywords))
+            say("hint_concepts", lang, concepts="、".join(t for g in point.keywords for t in g[:1] if not t.startswith("re:")))
     else:
         text = say("hint_note", lang, note=point.note)
     return text, HINT_DEDUCTIONS[level - 1]

@@ -17,7 +17,7 @@ from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
 from interviewer.grading import meaning
 from interviewer.grading.contract import Grade, MisconceptionFound, PointResult, Target
-from interviewer.knowledge.bank import Fact, KeyPoint, Misconception, NumericCheck, load_facts
+from interviewer.knowledge.bank import REGEX_TERM, Fact, KeyPoint, Misconception, NumericCheck, load_facts
 from interviewer.knowledge.citation import Citation
 from interviewer.messages import say
 
@@ -42,6 +42,8 @@ def registry_misconceptions() -> tuple[Misconception, ...]:
 # ---------------------------------------------------------------- offline rubric grader
 
 def _term_in(term: str, text: str) -> bool:
+    if term.startswith(REGEX_TERM):  # a pattern term only counts where quality points read the answer as written
+        return False
     term = at.clean_text(term)
     if not term:
         return False
@@ -81,6 +83,28 @@ def judge_point(point: KeyPoint, sents: list[at.Sentence]) -> PointResult:
             best, evidence = cover, s.raw
     return PointResult(point_id=point.id, point=point.point, covered=best, evidence=evidence[:300],
                        note=point.note, weight=point.weight)
+
+
+def judge_quality(point: KeyPoint, sents: list[at.Sentence]) -> PointResult:
+    """An open question's quality point (``examples_needed``): different examples of good content anywhere in the
+    answer — a keyword group named, or a different string found by a ``re:`` term — against the number needed.
+    The sentences that brought new examples are the evidence."""
+    found: set[str] = set()
+    evidence: list[str] = []
+    for s in sents:
+        new = set()
+        for i, group in enumerate(point.keywords):
+            for term in group:
+                if term.startswith(REGEX_TERM):
+                    new |= {f"re{i}:{m.group(0).lower()}" for m in re.finditer(term[len(REGEX_TERM):], s.raw)}
+                elif _term_in(term, s.clean):
+                    new.add(f"group{i}")
+        if new - found:
+            found |= new
+            evidence.append(s.raw)
+    covered = min(1.0, len(found) / point.examples_needed)
+    return PointResult(point_id=point.id, point=point.point, covered=round(covered, 2),
+                       evidence=" … ".join(evidence)[:300] if covered else "", note=point.note, weight=point.weight)
 
 
 NEGATED = re.compile(r"(不是|并非|并不|而不是|不在于|不会|没有|并没有|不等于|不能说|\bnot|isn'?t|doesn'?t|rather than)\W{0,2}\w{0,3}\W{0,2}$", re.I)
@@ -165,7 +189,8 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
     answer = at.normalize_answer(answer)
     lang = lang or at.language(answer)
     reading = read_answer(answer, target)
-    points = [judge_by_meaning(target, p, reading, scorer) if scorer else judge_point(p, reading.content) for p in target.points]
+    points = [judge_quality(p, reading.content) if p.examples_needed else
+              judge_by_meaning(target, p, reading, scorer) if scorer else judge_point(p, reading.content) for p in target.points]
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
     numeric_note = ""

@@ -48,6 +48,9 @@ class Text(BaseModel):
         return self.en if lang == "en" and self.en else self.zh
 
 
+REGEX_TERM = "re:"  # a keyword term that is a regular expression (matched on the answer as written)
+
+
 class KeyPoint(BaseModel):
     """One thing a complete answer must say, with how it may be phrased and where it is taught."""
 
@@ -62,12 +65,21 @@ class KeyPoint(BaseModel):
     phrasings: list[str] = Field(default_factory=list, description="whole-sentence paraphrases, zh and en")
     note: str = Field(description="'file.md § Heading › Subheading' of the note section that teaches it")
     probe: Text = Field(description="follow-up asked when the candidate missed this point")
+    examples_needed: int = Field(default=0, ge=0, description=(
+        "an open question's quality (breadth, concrete detail): each keyword group is one example of good content "
+        "and the point needs this many different ones anywhere in the answer — any of them, not a fixed list; "
+        "a ``re:`` term counts every different string it finds. 0: the usual all-groups-in-one-sentence point"))
 
     @field_validator("keywords")
     @classmethod
     def _groups_not_empty(cls, groups: list[list[str]]) -> list[list[str]]:
         if any(not g or any(not t.strip() for t in g) for g in groups):
             raise ValueError("every keyword group needs at least one non-empty term")
+        for t in (t for g in groups for t in g if t.startswith(REGEX_TERM)):
+            try:
+                re.compile(t[len(REGEX_TERM):])
+            except re.error as exc:
+                raise ValueError(f"keyword {t!r} is not a valid regex: {exc}") from exc
         return groups
 
     @field_validator("note")
