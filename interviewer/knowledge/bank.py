@@ -70,6 +70,15 @@ class KeyPoint(BaseModel):
         "and the point needs this many different ones anywhere in the answer — any of them, not a fixed list; "
         "a ``re:`` term counts every different string it finds. 0: the usual all-groups-in-one-sentence point"))
 
+    @field_validator("keywords", mode="before")
+    @classmethod
+    def _numbers_are_terms(cls, groups: object) -> object:
+        """A YAML number (``[2, 4]``) is a term as written, not a type error."""
+        if isinstance(groups, list):
+            return [[str(t) if isinstance(t, int | float) and not isinstance(t, bool) else t for t in g]
+                    if isinstance(g, list) else g for g in groups]
+        return groups
+
     @field_validator("keywords")
     @classmethod
     def _groups_not_empty(cls, groups: list[list[str]]) -> list[list[str]]:
