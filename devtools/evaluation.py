@@ -142,7 +142,8 @@ FAMILY = {  # topics that share material (an answer about one may rightly cover 
     "kv_cache": "memory", "paged_attention": "memory", "long_context": "memory", "continuous_batching": "scheduling",
     "chunked_prefill": "scheduling", "pd_disaggregation": "scheduling", "serving": "scheduling", "vllm_practice": "scheduling",
     "flash_attention": "attention", "parallelism": "parallel", "speculative_decoding": "speculation", "memory_bound": "hardware",
-    "quantization": "hardware", "cuda_graph": "hardware", "ksanallm": "ksana"}
+    "quantization": "hardware", "cuda_graph": "hardware", "ksanallm": "ksana", "moe_ep": "parallel", "mla": "attention",
+    "gpu_fundamentals": "hardware", "hardware": "hardware", "sampling": "speculation", "multi_lora": "scheduling"}
 
 
 def off_topic_pairs(bank) -> list[tuple[str, str]]:
