@@ -78,6 +78,9 @@ def policy_reply(policy: str, state: dict, bank: dict[str, Question], step: int,
         return lines[step % len(lines)]
     if policy == "harder_ksana":
         return strong_answer(state, bank)
+    if policy == "struggling":  # does not get started on a main question; answers the easier one well
+        cur = state.get("current") or {}
+        return "这个我不太清楚，没怎么接触过。" if cur.get("kind") == "main" else strong_answer(state, bank)
     if policy == "hints":
         cur = state.get("current") or {}
         return "/hint" if len(cur.get("hints", [])) < 2 and cur.get("kind") == "main" else strong_answer(state, bank)
@@ -126,6 +129,8 @@ def listening_failures(state: dict) -> list[str]:
         if turn.get("reason") == "missed" and ref and ref.point_id in covered \
                 and ref.question_id == TargetRef.parse(prev.get("target_id") or "-").question_id:
             failures.append(f"probe {ref.id} asked for a point the previous answer covered")
+        if turn.get("reason") == "scaffold" and (turn["difficulty"] >= prev["difficulty"] or turn["topic"] != prev["topic"]):
+            failures.append(f"the scaffold after {prev.get('target_id')} was not an easier question of the same topic")
         if prev["kind"] == "main" and prev["stage"] == "technical" and prev["grade"]["band"] == "流畅" \
                 and turn["kind"] == "follow_up" and turn.get("reason") == "deeper" and turn["difficulty"] <= prev["difficulty"]:
             failures.append(f"after a 流畅 answer to {prev['question_id']} the follow-up was not harder")
@@ -197,6 +202,9 @@ def check_interview(state: dict, spec: dict, plan, addresses: set[str], leaks: l
             failures.append(f"graded above allowed band: {over[:3]}")
     if spec.get("expect_hints") and not any(t.get("hints_used") for t in turns):
         failures.append("no hint was recorded")
+    scaffolds = [t for t in turns if t.get("reason") == "scaffold"]
+    if len(scaffolds) < spec.get("expect_scaffold", 0):
+        failures.append(f"expected {spec['expect_scaffold']} scaffolds down after answers that did not start, got {len(scaffolds)}")
     return failures
 
 
