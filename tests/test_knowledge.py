@@ -110,3 +110,17 @@ def test_retrieval_queries_point_at_existing_sections(addresses):
         assert r["expected"], r
         for e in r["expected"]:
             assert _resolves(e, addresses), (r["query"], e)
+
+
+def test_numeric_variants_are_generated_with_computed_answers_and_checked_templates(bank):
+    from interviewer.knowledge.variants import variants_of
+
+    generated = [q for q in bank.values() if q.variant_of]
+    assert len(generated) >= 6 and all(q.variant_of in bank and q.numeric and q.numeric.fresh is None for q in generated)
+    for q in generated:
+        assert "{" not in q.question.zh + q.reference_answer.zh, q.id  # every template field filled in
+        assert "来源" in q.reference_answer.zh, q.id
+    authored = bank[generated[0].variant_of]
+    broken = authored.numeric.fresh.model_copy(update={"question": authored.numeric.fresh.question.model_copy(update={"zh": "{nope}"})})
+    with pytest.raises(KnowledgeError, match="nope"):
+        variants_of(authored.model_copy(update={"numeric": authored.numeric.model_copy(update={"fresh": broken})}))

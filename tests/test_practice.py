@@ -249,3 +249,31 @@ def test_the_progress_charts_show_points_for_one_day_and_lines_from_two():
     assert [u["visible"] for u in _line_or_points(one, "得分", "暂无")] == [False, True]
     assert [u["visible"] for u in _line_or_points(two, "得分", "暂无")] == [True, False]
     assert {u["title"] for u in _line_or_points(one.iloc[0:0], "一致率", "暂无自评")} == {"一致率（暂无自评）"}
+
+
+def test_a_numbers_drill_done_before_comes_back_with_a_fresh_model_configuration(ledger):
+    """Variants (knowledge/variants.py) draw fresh configurations: a computation already answered is asked again on
+    another model, its expected value computed from the variant's inputs, and why it is there is said."""
+    from interviewer.grading.contract import Target
+    from interviewer.grading.offline import grade_offline
+    from interviewer.knowledge.bank import load_plan
+    from interviewer.practice.review import personalize
+
+    bank = default_bank()
+    numbers = load_plan("numbers")
+    first = numbers.stages[0].questions[0]
+    variants = [q for q in bank.values() if q.variant_of == first]
+    assert len(variants) >= 3 and len({v.numeric.expected for v in variants} | {bank[first].numeric.expected}) == len(variants) + 1
+    ledger.add_turns("s1", [turn(first, "流畅", 1.0)], at=T0)
+    plan, why = personalize(numbers, ledger, bank, fresh=False)
+    asked = plan.stages[0].questions[0]
+    assert asked == variants[0].id and any(q == asked and "换一组模型参数" in r for q, r in why)
+    v = bank[asked]
+    assert "Llama-3-8B" in v.question.zh and "8192" in v.question.zh and "1 GiB" in v.reference_answer.zh
+    right = "每 token 的 KV 是 2（K 和 V）× 32 层 × 8 个 KV 头 × head_dim 128 × 2 字节 = 128 KiB，乘 8192 个 token 大约 1 GiB。"
+    assert grade_offline(Target.of_question(v), right).band == "流畅"
+    slipped = grade_offline(Target.of_question(v), right.replace("8 个 KV 头", "32 个头").replace("128 KiB", "512 KiB").replace("1 GiB", "4 GiB"))
+    assert slipped.band != "流畅", "the authored question's answer (Q heads, not KV heads) does not pass for the variant"
+    ledger.add_turns("s2", [turn(asked, "基本", 0.5)], at=T0)
+    again, _ = personalize(numbers, ledger, bank, fresh=False)
+    assert again.stages[0].questions[0] == variants[1].id, "each drill draws a configuration not done yet"

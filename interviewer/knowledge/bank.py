@@ -121,6 +121,23 @@ FORMULAS = ("kv_cache_bytes", "decode_step_lower_bound_s", "ridge_point", "pp_bu
             "ring_allreduce_bytes_per_gpu", "weights_kv_crossover_batch")
 
 
+class Variant(BaseModel):
+    """A fresh configuration of a numeric question (``knowledge/variants.py`` turns it into a question)."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+$", description="suffix of the generated question id")
+    label: Text = Field(description="the configuration as the question names it, e.g. Llama-3-8B（32 层、8 个 KV 头…）")
+    inputs: dict[str, float] = Field(description="the formula's inputs that differ from the authored question's")
+    source: str = Field(min_length=3, description="where the configuration's numbers come from")
+
+
+class VariantTemplate(BaseModel):
+    """How a variant is asked and answered: ``{label}``, each input name and ``{result}`` are filled in."""
+
+    question: Text
+    reference: Text
+    variants: list[Variant] = Field(min_length=1)
+
+
 class NumericCheck(BaseModel):
     """A question whose answer is a number: the grader computes it from ``inputs`` with ``formula``
     (``interviewer.quantities``), reads the candidate's number and unit, and grades ``point`` by it."""
@@ -131,6 +148,7 @@ class NumericCheck(BaseModel):
     dimension: Literal["bytes", "seconds", "ratio", "count", "flops_per_byte", "flops", "bytes_per_second"]
     tolerance: float = Field(default=0.1, gt=0, lt=1)
     factors: dict[str, float] = Field(default_factory=dict, description="slip → multiplier, e.g. 忘了 K 和 V 两份: 0.5")
+    fresh: VariantTemplate | None = Field(default=None, description="fresh configurations to drill it again")
 
     @property
     def expected(self) -> float:
@@ -155,6 +173,7 @@ class Question(BaseModel):
     tags: list[str] = Field(default_factory=list, description="e.g. diagram, numbers, source")
     time_budget_s: int = Field(default=120, gt=0)
     numeric: NumericCheck | None = None
+    variant_of: str | None = Field(default=None, description="the authored numeric question this one varies")
 
     @model_validator(mode="after")
     def _unique_point_ids(self) -> Question:
@@ -232,7 +251,9 @@ def load_bank(directory: Path | None = None) -> dict[str, Question]:
             bank[q.id] = q
     if not bank:
         raise KnowledgeError(f"{directory}: no questions found")
-    return bank
+    from interviewer.knowledge.variants import with_variants
+
+    return with_variants(bank)
 
 
 def load_facts(path: Path | None = None) -> list[Fact]:

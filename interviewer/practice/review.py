@@ -104,6 +104,15 @@ def progress(ledger: Ledger, bank: dict[str, Question], now: datetime) -> dict:
             "self_vs_grader": agreement}
 
 
+def _variant_families(bank: dict[str, Question]) -> dict[str, list[str]]:
+    """Each authored numeric question's generated variants (``knowledge/variants.py``), in bank order."""
+    out: dict[str, list[str]] = {}
+    for q in bank.values():
+        if q.variant_of:
+            out.setdefault(q.variant_of, []).append(q.id)
+    return out
+
+
 def personalize(plan: Plan, ledger: Ledger, bank: dict[str, Question], fresh: bool) -> tuple[Plan, list[tuple[str, str]]]:
     """The plan for this candidate, keeping its stages and their order: drill questions the candidate got wrong
     come first; with ``fresh`` ("换一套题") each technical question is swapped for one of the same topic the
@@ -118,8 +127,15 @@ def personalize(plan: Plan, ledger: Ledger, bank: dict[str, Question], fresh: bo
         questions = list(stage.questions)
         if stage.id == "drill":
             order = {q: i for i, q in enumerate(stage.questions)}
-            questions.sort(key=lambda q: (-missed[q], order[q]))
-            why += [(q, f"上次漏答 {missed[q]} 个要点") for q in questions if missed[q]]
+            family = _variant_families(bank)
+            misses = {q: sum(missed[v] for v in [q, *family.get(q, [])]) for q in questions}
+            questions.sort(key=lambda q: (-misses[q], order[q]))
+            why += [(q, f"上次漏答 {misses[q]} 个要点") for q in questions if misses[q]]
+            for i, qid in enumerate(questions):  # a computation done before comes back with a fresh configuration
+                unseen = [v for v in family.get(qid, []) if asked[v] == 0]
+                if asked[qid] and unseen:
+                    questions[i] = unseen[0]
+                    why.append((unseen[0], "做过这道算数题：换一组模型参数再算一遍"))
         elif stage.id == "technical" and fresh:
             taken = set(questions)
             for i, qid in enumerate(questions):
