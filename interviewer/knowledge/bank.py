@@ -315,10 +315,16 @@ def plan_ids(directory: Path | None = None) -> list[str]:
 
 def section_expansions(bank: dict[str, Question]) -> dict[str, str]:
     """Document expansion for retrieval: for each note section a rubric links to, the words a
-    candidate would use for it (the key point, its phrasings and keyword variants)."""
+    candidate would use for it (the key point, its phrasings and keyword variants). Only content points: the
+    rubrics of open questions (self-introduction, project, reverse questions) and quality points name generic
+    words (为什么, 因为, 问…) that would make their sections match any query."""
     out: dict[str, list[str]] = {}
     for q in bank.values():
+        if q.stage not in ("technical", "drill") or q.variant_of:  # open questions' words are qualities, not content
+            continue
         for p in [*q.rubric, *(k for f in q.follow_ups for k in f.rubric)]:
-            words = [p.point, *p.phrasings, *(t for group in p.keywords for t in group)]
+            if p.examples_needed:  # a quality point (breadth, "why" words) would match every query
+                continue
+            words = [p.point, *p.phrasings, *(t for group in p.keywords for t in group if not t.startswith(REGEX_TERM))]
             out.setdefault(p.note, []).append(" ".join(words))
     return {note: " ".join(parts) for note, parts in out.items()}
