@@ -29,7 +29,7 @@ def said(reply) -> str:
     return "\n".join(m["content"] for m in reply.messages if m["role"] == "assistant")
 
 
-@pytest.mark.parametrize("qid", SEED_TECHNICAL)
+@pytest.mark.parametrize("qid", [*SEED_TECHNICAL, "moe_ep_attn_dp"])  # the seven seed topics and MoE/EP (ksana_moe)
 def test_harder_ksana_continues_from_the_open_topic(settings, qid):
     bank = default_bank()
     iv, sid = interviewer_with(settings, one_stage_plan("technical", [qid]))

@@ -86,7 +86,8 @@ def ladder_move(bank: dict[str, Question], ladder: Ladder, level: int, asked: se
         if ref.kind == "follow_up":
             f = q.follow_ups[ref.follow_up or 0]
             if f.difficulty >= level and f.question.get(lang) not in asked:
-                return follow_up_move(q, ref.follow_up or 0, lang, reason, question_id=q.id)
+                move = follow_up_move(q, ref.follow_up or 0, lang, reason, question_id=q.id)
+                return move.model_copy(update={"topic": KSANA}) if ladder.command == "ksana" else move
         elif q.difficulty >= level and q.question.get(lang) not in asked:
             return question_move(q, lang, reason, topic=KSANA if ladder.command == "ksana" else None)
     return None
