@@ -113,7 +113,7 @@ def test_retrieval_queries_point_at_existing_sections(addresses):
 
 
 def test_numeric_variants_are_generated_with_computed_answers_and_checked_templates(bank):
-    from interviewer.knowledge.variants import variants_of
+    from interviewer.knowledge.bank import variants_of
 
     generated = [q for q in bank.values() if q.variant_of]
     assert len(generated) >= 6 and all(q.variant_of in bank and q.numeric and q.numeric.fresh is None for q in generated)

@@ -2,7 +2,8 @@
 
 Owns the validated shape of everything under ``knowledge/`` (except the Markdown notes, which
 ``index.py`` chunks). A broken file raises :class:`KnowledgeError` naming the file, the question
-id and the field, so an author can fix it without reading a traceback.
+id and the field, so an author can fix it without reading a traceback. The bank includes the questions generated
+from numeric questions' fresh configurations (``variants_of``).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ FORMULAS = ("kv_cache_bytes", "decode_step_lower_bound_s", "ridge_point", "pp_bu
 
 
 class Variant(BaseModel):
-    """A fresh configuration of a numeric question (``knowledge/variants.py`` turns it into a question)."""
+    """A fresh configuration of a numeric question (``variants_of`` below turns it into a question)."""
 
     id: str = Field(pattern=r"^[a-z0-9_]+$", description="suffix of the generated question id")
     label: Text = Field(description="the configuration as the question names it, e.g. Llama-3-8B（32 层、8 个 KV 头…）")
@@ -251,9 +252,69 @@ def load_bank(directory: Path | None = None) -> dict[str, Question]:
             bank[q.id] = q
     if not bank:
         raise KnowledgeError(f"{directory}: no questions found")
-    from interviewer.knowledge.variants import with_variants
-
     return with_variants(bank)
+
+
+# ---------------------------------------------------------------- numeric variants
+# Each ``numeric.fresh`` variant of a question becomes a question of its own (``<id>_<variant id>``), so a candidate
+# can drill the same computation again on another model or card. It keeps the authored method, rubric, factors and
+# notes; its text, reference answer and result point are filled in from the template with the variant's inputs and
+# the value the formula computes — never typed by hand. Every variant names the source of its configuration.
+
+def _fill(template: str, values: dict[str, object], where: str) -> str:
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise KnowledgeError(f"{where}: template field {exc} is not a variant input, label or result") from exc
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def variants_of(q: Question) -> list[Question]:
+    """The generated questions of ``q`` (none when it has no fresh configurations)."""
+    from interviewer.quantities import format_quantity
+
+    fresh = q.numeric.fresh if q.numeric else None
+    if fresh is None:
+        return []
+    out = []
+    for v in fresh.variants:
+        inputs = {**q.numeric.inputs, **v.inputs}
+        check = q.numeric.model_copy(update={"inputs": inputs, "fresh": None})
+        try:
+            result = format_quantity(check.expected, check.dimension)
+        except (TypeError, ValueError) as exc:
+            raise KnowledgeError(f"question '{q.id}' variant '{v.id}': {check.formula}({inputs}) fails: {exc}") from exc
+        where = f"question '{q.id}' variant '{v.id}'"
+        binary = f"{check.expected / 2**30:.3g} GiB" if check.dimension == "bytes" else result
+        text = {lang: {**{k: _number(x) for k, x in inputs.items()}, "label": v.label.get(lang), "result": result,
+                       "result_gib": binary, "source": v.source} for lang in ("zh", "en")}
+        value = next(p for p in q.rubric if p.id == check.point)
+        said = f"{binary}（{result}）" if binary != result else result
+        point = KeyPoint(id=value.id, point=f"结果：约 {said}", point_en=f"Result: about {said}", weight=value.weight,
+                         keywords=[sorted({result, result.replace(" ", ""), binary, binary.replace(" ", "")})], phrasings=[],
+                         note=value.note, probe=value.probe)
+        out.append(q.model_copy(update={
+            "id": f"{q.id}_{v.id}", "variant_of": q.id, "numeric": check, "tags": [*q.tags, "variant"],
+            "question": Text(zh=_fill(fresh.question.zh, text["zh"], where), en=_fill(fresh.question.en, text["en"], where)),
+            "reference_answer": Text(zh=_fill(fresh.reference.zh, text["zh"], where),
+                                     en=_fill(fresh.reference.en, text["en"], where)),
+            "rubric": [point if p.id == check.point else p for p in q.rubric]}))
+    return out
+
+
+def with_variants(bank: dict[str, Question]) -> dict[str, Question]:
+    """The bank with every variant question added after its authored one."""
+    out: dict[str, Question] = {}
+    for qid, q in bank.items():
+        out[qid] = q
+        for v in variants_of(q):
+            if v.id in bank or v.id in out:
+                raise KnowledgeError(f"question '{qid}': variant id '{v.id}' is already a question")
+            out[v.id] = v
+    return out
 
 
 def load_facts(path: Path | None = None) -> list[Fact]:

@@ -105,7 +105,7 @@ def progress(ledger: Ledger, bank: dict[str, Question], now: datetime) -> dict:
 
 
 def _variant_families(bank: dict[str, Question]) -> dict[str, list[str]]:
-    """Each authored numeric question's generated variants (``knowledge/variants.py``), in bank order."""
+    """Each authored numeric question's generated variants (``knowledge.bank.variants_of``), in bank order."""
     out: dict[str, list[str]] = {}
     for q in bank.values():
         if q.variant_of:
