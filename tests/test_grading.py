@@ -255,3 +255,13 @@ def test_a_pattern_keyword_counts_each_different_identifier_and_is_checked_when_
     assert (one.covered, two.covered) == (0.5, 1.0)
     with pytest.raises(ValueError, match="not a valid regex"):
         KeyPoint(id="bad", point="坏的", keywords=[["re:(unclosed"]], note="x.md § y", probe={"zh": "?"})
+
+
+def test_a_point_matched_by_half_its_words_is_not_shown_with_a_quote():
+    """Half a keyword match earns a little partial credit but is no evidence the point was said: no quote."""
+    target = Target.of_ref(BANK, "moe_ep_attn_dp/f1")
+    g = grade_offline(target, "DP 之间不均的话，调度器可以按每个 rank 上的 token 数和 KV 占用来分新请求，尽量让各组的 batch 差不多；"
+                              "DeepSeek 有专门的 load balancer 按请求数和 KV 用量平衡，KsanaLLM 这边我记得是轮流调度各组。")
+    partial = [p for p in g.points if 0 < p.covered < 0.5]
+    assert partial and all(p.evidence == "" for p in partial)
+    assert all(p.evidence for p in g.points if p.covered >= 0.5)

@@ -24,6 +24,7 @@ from interviewer.messages import say
 MISCONCEPTION_PENALTY = 12
 PAIR_CREDIT = 0.8  # all concept groups named across two adjacent sentences
 PARTIAL_CREDIT = 0.2  # at least half of the groups named in one sentence
+QUOTE_AT = 0.5  # a point below this is not shown with a quote: half a keyword match is no evidence that it was said
 PHRASING_MATCH = 0.55  # character-bigram similarity with an authored phrasing
 SCORE_POWER = 0.85  # score = 100 × coverage^power
 
@@ -198,6 +199,7 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
         points, numeric_note = judge_number(target.numeric, answer, points)
     wrong = find_misconceptions(reading.content, target)
     points = [_not_evidence_of(p, wrong) for p in points]
+    points = [p.model_copy(update={"evidence": ""}) if p.covered < QUOTE_AT and p.evidence else p for p in points]
     score = penalised_score(points, wrong)
     grade = Grade(question_id=target.question_id, score=score, band=band_of(score), points=points,
                   misconceptions=wrong, grader="offline", flags=reading.flags,
