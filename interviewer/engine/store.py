@@ -11,7 +11,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,24 +43,21 @@ class AtomicSqliteSaver(SqliteSaver):
     turn's ``next`` without its ``branch:to:ask``), ending the turn without a question.
     """
 
+    def __init__(self, db: Database) -> None:
+        super().__init__(db.conn)
+        self.db = db
+        self.lock = db.lock  # one lock per connection: no statement lands inside another's transaction
+
     @contextmanager
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
         with self.lock:
             self.setup()
-            cur = self.conn.cursor()
-            try:
-                if transaction:
-                    cur.execute("BEGIN IMMEDIATE")
+            with self.db.transaction() if transaction else nullcontext():
+                cur = self.conn.cursor()
                 try:
                     yield cur
-                except BaseException:
-                    if transaction:
-                        cur.execute("ROLLBACK")
-                    raise
-                if transaction:
-                    cur.execute("COMMIT")
-            finally:
-                cur.close()
+                finally:
+                    cur.close()
 
 
 @dataclass(frozen=True)
@@ -89,8 +86,7 @@ class SessionStore:
         self.path = self.db.path
         self.conn = self.db.conn
         self.db.script(SCHEMA)
-        self.checkpointer = AtomicSqliteSaver(self.conn)
-        self.checkpointer.lock = self.db.lock  # one lock per connection: no statement lands inside another's transaction
+        self.checkpointer = AtomicSqliteSaver(self.db)
         self.checkpointer.setup()
         self._lock = self.db.lock
 
