@@ -20,6 +20,7 @@ from interviewer.grading.contract import Target
 from interviewer.grading.offline import grade_offline
 from interviewer.grading.registry import grade_answer
 from interviewer.knowledge.bank import default_bank
+from interviewer.knowledge.topics import family_of
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "eval"
 ADVERSARIAL = {"injection_zh", "injection_en", "keyword_stuffing", "padding", "parroting", "html"}
@@ -146,12 +147,6 @@ def eval_grading(model=None, grader_name: str = "offline") -> dict:
     return report
 
 
-FAMILY = {  # topics that share material (an answer about one may rightly cover the other) are one family
-    "kv_cache": "memory", "paged_attention": "memory", "long_context": "memory", "continuous_batching": "scheduling",
-    "chunked_prefill": "scheduling", "pd_disaggregation": "scheduling", "serving": "scheduling", "vllm_practice": "scheduling",
-    "flash_attention": "attention", "parallelism": "parallel", "speculative_decoding": "speculation", "memory_bound": "hardware",
-    "quantization": "hardware", "cuda_graph": "hardware", "ksanallm": "ksana", "moe_ep": "parallel", "mla": "attention",
-    "gpu_fundamentals": "hardware", "hardware": "hardware", "sampling": "speculation", "multi_lora": "scheduling"}
 
 
 def off_topic_pairs(bank) -> list[tuple[str, str]]:
@@ -162,8 +157,8 @@ def off_topic_pairs(bank) -> list[tuple[str, str]]:
     qs = sorted(bank.values(), key=lambda q: q.id)
     pairs = []
     for i, q in enumerate(qs):
-        family = FAMILY.get(q.topic, q.topic)
-        other = next(o for o in qs[i + 1:] + qs[:i] if o.stage == "technical" and FAMILY.get(o.topic) not in (family, "ksana"))
+        family = family_of(q.topic)
+        other = next(o for o in qs[i + 1:] + qs[:i] if o.stage == "technical" and family_of(o.topic) not in (family, "ksana"))
         pairs += [(tid, other.reference_answer.zh) for tid, _kind, _text in target_ids(q)]
     return pairs
 

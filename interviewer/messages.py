@@ -68,6 +68,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "fb_wrong": {"zh": "有误：{claim} → {correction}（{source}）", "en": "Incorrect: {claim} → {correction} ({source})"},
     "fb_reread": {"zh": "建议重读：{where}。", "en": "Re-read: {where}."},
     "fb_empty": {"zh": "请先作答。", "en": "Please answer the question."},
+    "fb_band_lower": {"zh": "整体判为「{band}」：要点的词提到了，但{why}。", "en": "Overall {band}: the points' words are there, but {why}."},
+    "fb_band_higher": {"zh": "整体判为「{band}」：没用要点的原词，但意思讲到了。",
+                       "en": "Overall {band}: not in the rubric's words, but the meaning is there."},
+    "fb_off_topic": {"zh": "这段回答更像在讲别的话题，没有回答这道题问的内容。",
+                     "en": "This answer is about another topic, not what was asked."},
+    "why_hedged": {"zh": "关键处用了「好像、应该是」这类不确定的说法", "en": "the key parts are hedged"},
+    "why_short": {"zh": "讲得太简略，缺少机制和原因", "en": "it is too brief to show the mechanism and the why"},
+    "why_meaning": {"zh": "整体意思和要点对不上或不完整", "en": "what it says does not fully match the points"},
     "fb_fallback": {"zh": "{reason}，本题已改用离线评分。", "en": "{reason}; graded offline instead."},
 }
 

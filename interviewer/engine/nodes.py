@@ -106,7 +106,7 @@ def listening(ctx: Context, state: State) -> policy.Situation:
     answered = set()
     for i, f in enumerate(q.follow_ups):
         target = Target.of_follow_up(q, f, s.lang)
-        if weighted_coverage(grade_offline(target, s.last.answer).points) >= ANSWERED:
+        if weighted_coverage(grade_offline(target, s.last.answer, calibrated=False).points) >= ANSWERED:
             answered.add(f"{q.id}/f{i + 1}")
     return replace(s, answered=frozenset(answered))
 

@@ -104,6 +104,7 @@ class Target:
     misconceptions: tuple[Misconception, ...] = ()
     topic: str = ""
     numeric: NumericCheck | None = None  # the answer is a number computed from the question's inputs
+    kind: str = "question"  # or "follow_up", "probe" (TargetRef.kind)
 
     @classmethod
     def of_question(cls, q: Question, lang: str = "zh") -> Target:
@@ -112,11 +113,11 @@ class Target:
 
     @classmethod
     def of_follow_up(cls, q: Question, f: FollowUp, lang: str = "zh") -> Target:
-        return cls(q.id, f.question.get(lang), "", tuple(f.rubric), tuple(q.misconceptions), q.topic)
+        return cls(q.id, f.question.get(lang), "", tuple(f.rubric), tuple(q.misconceptions), q.topic, kind="follow_up")
 
     @classmethod
     def of_probe(cls, q: Question, point: KeyPoint, lang: str = "zh") -> Target:
-        return cls(q.id, point.probe.get(lang), point.point, (point,), tuple(q.misconceptions), q.topic)
+        return cls(q.id, point.probe.get(lang), point.point, (point,), tuple(q.misconceptions), q.topic, kind="probe")
 
     @classmethod
     def of_ref(cls, bank: dict[str, Question], ref: TargetRef | str, lang: str = "zh") -> Target:

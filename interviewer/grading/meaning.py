@@ -125,15 +125,37 @@ class Scorer:
 ENCODER = Encoder()
 
 
-@lru_cache(maxsize=2)
-def load_scorer(path: Path = SCORER) -> Scorer | None:
-    """The fitted scorer, or None when there is none (or it was fitted on other features): the grader then uses
-    the lexical signals alone."""
+@dataclass(frozen=True)
+class MeaningReading:
+    """The answer's spans (sentences and adjacent pairs) and their unit vectors, embedded once per answer."""
+
+    spans: list[Span]
+    vecs: np.ndarray
+    singles: int  # the first ``singles`` spans are single sentences
+
+    @classmethod
+    def of(cls, sentences: list[at.Sentence], limit: int | None = None) -> MeaningReading:
+        sents = sentences[:limit] if limit else sentences
+        spans = spans_of(sents)
+        vecs = span_vectors(ENCODER, spans) if spans else np.zeros((0, 384), dtype=np.float32)
+        return cls(spans, vecs, len(sents))
+
+
+def fitted_params(path: Path, features: tuple[str, ...]) -> dict | None:
+    """A fitted model's saved parameters, or None when the file is missing, unreadable or fitted on other features."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if data.get("features") != list(FEATURES):
+    return data if data.get("features") == list(features) else None
+
+
+@lru_cache(maxsize=2)
+def load_scorer(path: Path = SCORER) -> Scorer | None:
+    """The fitted scorer, or None when there is none (or it was fitted on other features): the grader then uses
+    the lexical signals alone."""
+    data = fitted_params(path, FEATURES)
+    if data is None:
         return None
     return Scorer(np.array(data["mean"], np.float32), np.array(data["scale"], np.float32), np.array(data["weights"], np.float32),
                   float(data["bias"]), float(data["covered_at"]), float(data["partial_at"]))

@@ -15,7 +15,7 @@ import numpy as np
 from interviewer import quantities as numeric
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
-from interviewer.grading import meaning
+from interviewer.grading import calibration, meaning
 from interviewer.grading.contract import Grade, MisconceptionFound, PointResult, Target
 from interviewer.knowledge.bank import REGEX_TERM, Fact, KeyPoint, Misconception, NumericCheck, load_facts
 from interviewer.knowledge.citation import Citation
@@ -128,32 +128,36 @@ def find_misconceptions(sents: list[at.Sentence], target: Target) -> list[Miscon
     return found
 
 
-def point_span_features(target: Target, point: KeyPoint, reading: Reading) -> tuple[list[meaning.Span], np.ndarray]:
+def point_span_features(target: Target, point: KeyPoint, reading: Reading,
+                        read: meaning.MeaningReading | None = None) -> tuple[list[meaning.Span], np.ndarray]:
     """The spans of the answer and their features for ``point`` (see ``meaning.py``)."""
-    spans = meaning.spans_of(reading.content)
-    if not spans:
+    read = read or meaning.MeaningReading.of(reading.content)
+    if not read.spans:
         return [], np.zeros((0, len(meaning.FEATURES)), dtype=np.float32)
     enc = meaning.ENCODER
-    vecs = meaning.span_vectors(enc, spans)
     point_vecs = enc.vectors([point.point, *point.phrasings[:4]], cache=True)
     question_vec = enc.vectors([target.question or point.point], cache=True)[0]
-    return spans, meaning.features(point, spans, vecs, point_vecs, question_vec, lambda t: _groups_matched(point, t),
-                                   lambda t: _phrasing_similarity(point, t), "dont_know" in reading.flags)
+    return read.spans, meaning.features(point, read.spans, read.vecs, point_vecs, question_vec,
+                                        lambda t: _groups_matched(point, t), lambda t: _phrasing_similarity(point, t),
+                                        "dont_know" in reading.flags)
 
 
-def judge_by_meaning(target: Target, point: KeyPoint, reading: Reading, scorer: meaning.Scorer) -> PointResult:
-    """Coverage from the trained scorer: the best span's P, thresholded; that span is the evidence."""
-    spans, x = point_span_features(target, point, reading)
-    covered, evidence = 0.0, ""
+def judge_by_meaning(target: Target, point: KeyPoint, reading: Reading, scorer: meaning.Scorer,
+                     read: meaning.MeaningReading | None = None) -> tuple[PointResult, float, np.ndarray]:
+    """Coverage from the trained scorer: the best span's P, thresholded; that span is the evidence. Also that P and
+    every span's P."""
+    spans, x = point_span_features(target, point, reading, read)
+    covered, evidence, prob, p = 0.0, "", 0.0, np.zeros(len(spans))
     if spans:
         p = scorer.probability(x)
         best = int(p.argmax())
-        covered = scorer.coverage(float(p[best]))
+        prob = float(p[best])
+        covered = scorer.coverage(prob)
         if covered == 1.0 and meaning.HEDGE.search(spans[best].raw):
             covered = 0.5  # a hedged statement earns partial credit at most
         evidence = spans[best].raw if covered else ""
     return PointResult(point_id=point.id, point=point.point, covered=covered, evidence=evidence[:300],
-                       note=point.note, weight=point.weight)
+                       note=point.note, weight=point.weight), prob, p
 
 
 @dataclass
@@ -184,28 +188,106 @@ def read_answer(answer: str, target: Target) -> Reading:
     return Reading(content, sorted(set(flags)))
 
 
-def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: meaning.Scorer | None = None) -> Grade:
-    """The deterministic rubric grader (no LLM): each point from the rubric's words and phrasings, or, given a
-    ``scorer``, by meaning (``meaning.py``)."""
+@dataclass
+class Judgement:
+    """Everything read from one answer before a band is decided."""
+
+    reading: Reading
+    points: list[PointResult]
+    wrong: list[MisconceptionFound]
+    numeric_note: str = ""
+    signals: calibration.Signals | None = None  # for the calibrator (only when asked for)
+
+
+def judge_answer(target: Target, answer: str, scorer: meaning.Scorer | None = None, signals: bool = False) -> Judgement:
+    """The points (from the rubric's words and phrasings, or by meaning given a ``scorer``) and wrong claims; with
+    ``signals``, also the answer-level signals the calibrator reads (this runs the e5 encoder)."""
+    reading = read_answer(answer, target)
+    wrong = find_misconceptions(reading.content, target)
+    keyword = [judge_quality(p, reading.content) if p.examples_needed else judge_point(p, reading.content) for p in target.points]
+    points, numeric_note = settle_points(target, answer, reading, keyword, wrong)
+    by_meaning = scorer or (meaning.load_scorer() if signals else None)
+    if by_meaning is None:
+        return Judgement(reading, points, wrong, numeric_note)
+    read = meaning.MeaningReading.of(reading.content, calibration.MAX_SENTENCES)
+    judged = [_quality_with_p(p, reading) if p.examples_needed else
+              judge_by_meaning(target, p, reading, by_meaning, read) for p in target.points]
+    meaning_points, _ = settle_points(target, answer, reading, [r for r, _, _ in judged], wrong)
+    found = signals_of(target, answer, reading, read, points, meaning_points, judged, wrong) if signals else None
+    return Judgement(reading, meaning_points if scorer else points, wrong, numeric_note, found)
+
+
+def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: meaning.Scorer | None = None,
+                  calibrated: bool = True) -> Grade:
+    """The deterministic grader (no LLM). Each point from the rubric's words and phrasings (or, given a ``scorer``,
+    by meaning: ``meaning.py``); the band, when ``calibrated`` and a calibrator ships, from the whole answer
+    (``calibration.py``), with the score kept inside that band. ``calibrated=False`` is the cheap keyword reading
+    (no encoder), for checks that only need point coverage."""
     answer = at.normalize_answer(answer)
     lang = lang or at.language(answer)
-    reading = read_answer(answer, target)
-    points = [judge_quality(p, reading.content) if p.examples_needed else
-              judge_by_meaning(target, p, reading, scorer) if scorer else judge_point(p, reading.content) for p in target.points]
+    calibrator = calibration.load_calibrator() if calibrated and scorer is None and target.numeric is None else None
+    try:
+        judged = judge_answer(target, answer, scorer, signals=calibrator is not None)
+    except Exception:  # noqa: BLE001 - the encoder failing must not lose the grade: the keyword reading stands
+        if scorer is not None:
+            raise
+        judged = judge_answer(target, answer)
+    points, wrong, flags = judged.points, judged.wrong, judged.reading.flags
+    score = penalised_score(points, wrong)
+    band = band_of(score)
+    note = judged.numeric_note
+    if calibrator is not None and judged.signals is not None:
+        x = judged.signals.vector()
+        keyword_band, band = band, calibration.calibrated_band(calibrator, x, band, flags, bool(wrong))
+        score = calibration.within_band(score, band)
+        flags = sorted({*flags, "off_topic"}) if calibration.off_topic(x) else flags
+        note = " ".join(x for x in (note, calibration.band_note(keyword_band, band, judged.signals, lang)) if x)
+    grade = Grade(question_id=target.question_id, score=score, band=band, points=points,
+                  misconceptions=wrong, grader="offline", flags=flags,
+                  confidence=_offline_confidence(score, points, flags))
+    grade = finish(grade, lang)
+    return grade.model_copy(update={"feedback": f"{note} {grade.feedback}"}) if note else grade
+
+
+def _quality_with_p(point: KeyPoint, reading: Reading) -> tuple[PointResult, float, np.ndarray]:
+    result = judge_quality(point, reading.content)
+    return result, result.covered, np.zeros(0)
+
+
+def settle_points(target: Target, answer: str, reading: Reading, points: list[PointResult],
+                  wrong: list[MisconceptionFound]) -> tuple[list[PointResult], str]:
+    """Judged points after the answer-level rules: a keyword list earns nothing, the numeric point is decided by
+    computation, a sentence stating a wrong claim is no evidence, and a point below QUOTE_AT quotes nothing."""
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
     numeric_note = ""
     if target.numeric is not None:
         points, numeric_note = judge_number(target.numeric, answer, points)
-    wrong = find_misconceptions(reading.content, target)
     points = [_not_evidence_of(p, wrong) for p in points]
     points = [p.model_copy(update={"evidence": ""}) if p.covered < QUOTE_AT and p.evidence else p for p in points]
-    score = penalised_score(points, wrong)
-    grade = Grade(question_id=target.question_id, score=score, band=band_of(score), points=points,
-                  misconceptions=wrong, grader="offline", flags=reading.flags,
-                  confidence=_offline_confidence(score, points, reading.flags))
-    grade = finish(grade, lang)
-    return grade.model_copy(update={"feedback": f"{numeric_note} {grade.feedback}"}) if numeric_note else grade
+    return points, numeric_note
+
+
+def signals_of(target: Target, answer: str, reading: Reading, read: meaning.MeaningReading, keyword: list[PointResult],
+               by_meaning_points: list[PointResult], judged: list[tuple[PointResult, float, np.ndarray]],
+               wrong: list[MisconceptionFound]) -> calibration.Signals:
+    """What the calibrator reads. Length counts only the sentences that state some point at least in part (by
+    words or by meaning), so padding an answer with filler never makes it look more complete."""
+    span_p = [p[:read.singles] for _, _, p in judged if len(p)]
+    best = np.max(np.stack(span_p), axis=0) if span_p else np.zeros(read.singles)
+    relevant = [s for i, s in enumerate(reading.content[:read.singles])
+                if best[i] >= calibration.RELEVANT_P or any(judge_point(p, [s]).covered > 0 for p in target.points)]
+    content = " ".join(s.raw for s in relevant)
+    answer_vec = calibration.answer_vector(read.vecs, read.singles)
+    rel_q, rel_ref = calibration.relevance(answer_vec, (target.question, target.reference or " ".join(p.point for p in target.points)))
+    return calibration.Signals(
+        kind=target.kind, weights=np.array([p.weight for p in keyword]), kw_covered=np.array([p.covered for p in keyword]),
+        me_probability=np.array([pr for _, pr, _ in judged]), me_covered=np.array([p.covered for p in by_meaning_points]),
+        kw_score=penalised_score(keyword, wrong), me_score=penalised_score(by_meaning_points, wrong), wrong=len(wrong),
+        hedged=sum(1 for s in reading.content if meaning.HEDGE.search(s.raw)), sentences=len(reading.content),
+        chars=len(content), dont_know="dont_know" in reading.flags, keyword_list="keyword_list" in reading.flags,
+        parroting="parroting" in reading.flags, english=at.language(answer) == "en", rel_question=rel_q, rel_reference=rel_ref,
+        topic_margin=calibration.topic_margin(answer_vec, target.question_id, target.topic))
 
 
 def judge_number(check: NumericCheck, answer: str, points: list[PointResult]) -> tuple[list[PointResult], str]:

@@ -99,3 +99,16 @@ def topic_label(topic: object, lang: str = "zh") -> str:
     except KnowledgeError:  # a broken topics file must not break a report
         t = None
     return t.label.get(lang) if t else str(topic or "")
+
+
+FAMILY = {  # topics that share material (an answer about one may rightly cover the other) are one family
+    "kv_cache": "memory", "paged_attention": "memory", "long_context": "memory", "continuous_batching": "scheduling",
+    "chunked_prefill": "scheduling", "pd_disaggregation": "scheduling", "serving": "scheduling", "vllm_practice": "scheduling",
+    "flash_attention": "attention", "parallelism": "parallel", "speculative_decoding": "speculation", "memory_bound": "hardware",
+    "quantization": "hardware", "cuda_graph": "hardware", "ksanallm": "ksana", "moe_ep": "parallel", "mla": "attention",
+    "gpu_fundamentals": "hardware", "hardware": "hardware", "sampling": "speculation", "multi_lora": "scheduling"}
+
+
+def family_of(topic: str) -> str:
+    """The family a topic belongs to (itself when it has none)."""
+    return FAMILY.get(topic, topic)

@@ -1,0 +1,143 @@
+"""Fit the band calibrator (``interviewer/grading/calibrator.py``'s model, saved in ``calibrator.json``) and report it.
+
+    python -m devtools.train_calibrator [--report-only]
+
+Fitted on development data only: the dev split (``eval/grading/*.jsonl``), ``eval/grading/train/*.jsonl``
+(answers written by writers who saw only the question, the band definitions and the notes, labelled blind by a
+second expert, whose label is used) and off-topic answers cut from note sections of other topics. The L2 strength
+is chosen by 6-fold cross-validation on those rows. The heldout and blind splits are measured, never used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from devtools.evaluation import EVAL_DIR, agreement, load_labelled
+from interviewer.bands import band_index, band_of
+from interviewer.grading import calibration
+from interviewer.grading.contract import Target
+from interviewer.grading.offline import judge_answer, penalised_score
+from interviewer.knowledge.bank import default_bank
+from interviewer.knowledge.topics import FAMILY, family_of
+
+L2_GRID = (0.3, 1.0, 3.0, 10.0)
+
+
+def load_train() -> list[dict]:
+    rows = []
+    for p in sorted((EVAL_DIR / "grading" / "train").glob("*.jsonl")):
+        rows += [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows
+
+
+OFF_TOPIC_ROWS = 160
+
+
+def off_topic_rows(n: int = OFF_TOPIC_ROWS, seed: int = 0) -> list[dict]:
+    """Answers about something else, labelled 不会: for ``n`` random targets, the opening of a built-in note section
+    whose topic belongs to another family. Drawn from the notes, never from the reference answers that
+    ``interviewer eval``'s off-topic check uses."""
+    import random
+
+    from interviewer.grading.contract import target_ids
+    from interviewer.knowledge.notes import load_note_sections, note_files, note_topic
+    from interviewer.resources import KNOWLEDGE_DIR
+
+    bank = default_bank()
+    sections = [(FAMILY[note_topic(p)], s.text) for p in note_files(KNOWLEDGE_DIR / "notes") if note_topic(p) in FAMILY
+                for s in load_note_sections(p) if len(s.text) >= 150]
+    targets = [(tid, family_of(q.topic)) for q in bank.values() if q.stage == "technical" and not q.variant_of
+               for tid, _kind, _text in target_ids(q)]
+    rng = random.Random(seed)
+    rows = []
+    for tid, family in rng.sample(targets, n):
+        text = rng.choice([t for f, t in sections if f not in (family, "ksana")])
+        rows.append({"id": f"off-{tid}", "target_id": tid, "answer": text[:rng.randint(150, 400)], "band": "不会",
+                     "target_kind": "off_topic", "split": "train"})
+    return rows
+
+
+def read_rows(rows: list[dict]) -> list[tuple[np.ndarray, str, list[str], bool]]:
+    """(signal vector, keyword band, flags, any wrong claim) of every row, as the grader reads it."""
+    bank = default_bank()
+    out = []
+    for r in rows:
+        judged = judge_answer(Target.of_ref(bank, r.get("target_id") or r["question_id"]), r["answer"], signals=True)
+        assert judged.signals is not None
+        out.append((judged.signals.vector(), band_of(penalised_score(judged.points, judged.wrong)), judged.reading.flags,
+                    bool(judged.wrong)))
+    return out
+
+
+def bands_of(cal: calibration.Calibrator, read: list[tuple[np.ndarray, str, list[str], bool]]) -> list[str]:
+    return [calibration.calibrated_band(cal, x, kw, flags, wrong) for x, kw, flags, wrong in read]
+
+
+def choose_l2(x: np.ndarray, y: np.ndarray, folds: int = 6) -> tuple[float, dict]:
+    rng = np.random.default_rng(0)
+    parts = np.array_split(rng.permutation(len(y)), folds)
+    scores = {}
+    for l2 in L2_GRID:
+        hits = 0
+        for part in parts:
+            train = np.setdiff1d(np.arange(len(y)), part)
+            cal = calibration.fit(x[train], y[train], l2=l2)
+            hits += sum(cal.band_index(x[i]) == y[i] for i in part)
+        scores[l2] = round(hits / len(y), 3)
+    return max(scores, key=lambda k: (scores[k], -k)), scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--report-only", action="store_true", help="measure the saved calibrator, fit nothing")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    labelled = load_labelled()
+    train = load_train()
+    fit_rows = [r for r in labelled if r["split"] == "dev"] + train + off_topic_rows()
+    report: dict = {}
+    if args.report_only:
+        cal = calibration.load_calibrator()
+        if cal is None:
+            raise SystemExit("no calibrator.json to report on")
+    else:
+        read = read_rows(fit_rows)
+        x = np.stack([r[0] for r in read])
+        y = np.array([band_index(r["band"]) for r in fit_rows])
+        l2, cv = choose_l2(x, y)
+        cal = calibration.fit(x, y, l2=l2)
+        dev = sum(1 for r in fit_rows if r["split"] == "dev")
+        print(f"fitted on {len(y)} answers (dev {dev}, train {len(train)}, off-topic {OFF_TOPIC_ROWS}); l2 {l2} (6-fold exact {cv})")
+        print("weights:", {f: round(float(w), 2) for f, w in zip(calibration.FEATURES, cal.weights)})
+        report["fitted_on"] = {"dev": dev, "train": len(train), "off_topic_from_notes": OFF_TOPIC_ROWS,
+                               "train_files": [p.name for p in sorted((EVAL_DIR / "grading" / "train").glob("*.jsonl"))],
+                               "l2": l2, "cv_exact": cv}
+    splits = {"train": train, **{s: [r for r in labelled if r["split"] == s] for s in ("dev", "heldout", "blind")}}
+    for name, rows in splits.items():
+        read = read_rows(rows)
+        bands = bands_of(cal, read)
+        keyword = [r[1] for r in read]
+        for part, keep in (("", lambda r: True), ("/main", lambda r: r.get("target_kind", "question") == "question"),
+                           ("/follow_up", lambda r: r.get("target_kind") in ("follow_up", "probe"))):
+            idx = [i for i, r in enumerate(rows) if keep(r)]
+            if not idx:
+                continue
+            a = agreement([rows[i] for i in idx], [bands[i] for i in idx])
+            base = agreement([rows[i] for i in idx], [keyword[i] for i in idx])
+            report[name + part] = {**{k: a[k] for k in ("n", "exact", "within_one", "qwk", "recall")},
+                                   "keyword_exact": base["exact"], "keyword_within_one": base["within_one"]}
+            print(f"{name + part:<18} n={a['n']:<4} exact {a['exact']:.3f} (keywords {base['exact']:.3f})  "
+                  f"±1 {a['within_one']:.3f} (keywords {base['within_one']:.3f})  QWK {a['qwk']:.3f}  {a['recall']}")
+    if not args.report_only:
+        calibration.CALIBRATOR.write_text(cal.to_json(report) + "\n", encoding="utf-8")
+        print(f"wrote {calibration.CALIBRATOR} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

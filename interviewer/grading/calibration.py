@@ -1,0 +1,219 @@
+"""The band of a whole answer as an expert would give it: an ordinal model over answer-level signals.
+
+The rubric points decide what the answer covers and quote the evidence; whether that adds up to 流畅, 基本, 卡顿 or
+不会 depends on more than the covered weight — how the answer reads by meaning (the trained span scorer of
+``meaning.py``), wrong claims, hedging, length, how close it stays to the question and the reference, and the kind of
+target (a main question, a follow-up, a one-point probe). Keyword coverage alone over-grades answers written in the
+candidate's own words and under-grades correct paraphrases (issue 17).
+
+:class:`Calibrator` is a cumulative-logit model: one linear score ``s = w · z`` over standardised signals and three
+cut points, band = how many cuts ``s`` exceeds. It is fitted at development time (``devtools/train_calibrator.py``)
+on the dev split and on answers written without the rubric in sight and labelled blind (``eval/grading/train/``);
+the weights and the numbers that justified them are in ``calibrator.json``. Never fitted on the blind split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from interviewer.bands import BANDS, THRESHOLDS, band_index
+from interviewer.grading import meaning
+from interviewer.knowledge.bank import Question, default_bank
+from interviewer.knowledge.topics import family_of
+from interviewer.messages import say
+from interviewer.resources import KNOWLEDGE_DIR
+from interviewer.search.embedding import active_engine
+from interviewer.search.shipped import shipped_vectors
+
+CALIBRATOR = Path(__file__).with_name("calibrator.json")
+# An answer about something else: closer to a question of another topic family than to its own by more than
+# OFF_TOPIC_MARGIN, and no point stated (keyword coverage below a third, the meaning scorer's best P below 0.3).
+# Chosen on the train split and on off-topic answers cut from the notes: catches 0.91 of those, and 0.029 of the
+# train split's on-topic answers labelled above 不会 (the blind split and eval's off-topic check were not used).
+OFF_TOPIC_MARGIN, OFF_TOPIC_COVERAGE, OFF_TOPIC_P = -0.01, 0.34, 0.3
+RELEVANT_P = 0.2  # a sentence whose best point P (meaning scorer) reaches this counts toward the answer's length
+MAX_SENTENCES = 24  # sentences read by meaning (e5 costs ≈15 ms each on 2 cores); a longer answer is read up to here
+BANK_VECTORS = KNOWLEDGE_DIR / "vectors" / "bank-e5.npz"  # the bank's questions as the topic map reads them (shipped)
+FEATURES = ("kw_cov", "me_p", "me_cov", "n_wrong", "hedge_share", "hedge_any", "dont_know", "log_len", "rel_q",
+            "rel_ref", "is_main", "is_follow", "is_probe", "n_points", "kwlist", "parrot", "top_kw", "min_kw", "max_p",
+            "min_p", "kw_score", "me_score", "en", "topic_margin")
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the grader read from one answer, before any band is decided."""
+
+    kind: str  # "question", "follow_up" or "probe"
+    weights: np.ndarray  # the rubric points' weights
+    kw_covered: np.ndarray  # per point, keyword coverage (0–1) after flags, numbers and wrong-claim evidence
+    me_probability: np.ndarray  # per point, the meaning scorer's P for its best span
+    me_covered: np.ndarray  # per point, that P thresholded (0, 0.5, 1)
+    kw_score: int  # the rubric score from keyword coverage (penalties included)
+    me_score: int  # the rubric score from meaning coverage (penalties included)
+    wrong: int  # wrong claims found
+    hedged: int  # content sentences with a hedge
+    sentences: int
+    chars: int  # characters of the sentences that state some point at least in part
+    dont_know: bool
+    keyword_list: bool
+    parroting: bool
+    english: bool
+    rel_question: float  # cosine of the answer (mean of its sentence vectors) with the question
+    rel_reference: float  # … with the reference (or the points)
+    topic_margin: float  # cosine with its own question minus the best cosine with a question of another topic family
+
+    def vector(self) -> np.ndarray:
+        w = self.weights / max(float(self.weights.sum()), 1e-9)
+        heavy = int(np.argmax(w))
+        return np.array([
+            float(w @ self.kw_covered), float(w @ self.me_probability), float(w @ self.me_covered), self.wrong,
+            self.hedged / max(1, self.sentences), float(self.hedged > 0), float(self.dont_know),
+            math.log1p(self.chars), self.rel_question, self.rel_reference, float(self.kind == "question"),
+            float(self.kind == "follow_up"), float(self.kind == "probe"), len(self.weights), float(self.keyword_list),
+            float(self.parroting), float(self.kw_covered[heavy]), float(self.kw_covered.min()),
+            float(self.me_probability.max()), float(self.me_probability.min()), self.kw_score / 100, self.me_score / 100,
+            float(self.english), self.topic_margin], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Cumulative logit over standardised features: band index = number of cut points the score exceeds."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    cuts: np.ndarray  # three increasing cut points: 不会|卡顿, 卡顿|基本, 基本|流畅
+
+    def score(self, x: np.ndarray) -> float:
+        return float(((x - self.mean) / self.scale) @ self.weights)
+
+    def band_index(self, x: np.ndarray) -> int:
+        return int((self.score(x) > self.cuts).sum())
+
+    def to_json(self, report: dict) -> str:
+        return json.dumps({"features": list(FEATURES), "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                           "weights": self.weights.tolist(), "cuts": self.cuts.tolist(), "report": report},
+                          ensure_ascii=False, indent=1)
+
+
+@lru_cache(maxsize=2)
+def load_calibrator(path: Path = CALIBRATOR) -> Calibrator | None:
+    """The fitted calibrator, or None (none shipped, or fitted on other features): bands then come from the score."""
+    data = meaning.fitted_params(path, FEATURES)
+    if data is None:
+        return None
+    return Calibrator(*(np.array(data[k], np.float64) for k in ("mean", "scale", "weights", "cuts")))
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 4000, lr: float = 0.1) -> Calibrator:
+    """Fit the cumulative-logit model (L2 on the weights) by gradient descent; ``y`` holds band indexes 0–3."""
+    mean, scale = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / scale
+    n = len(y)
+    w, cuts = np.zeros(z.shape[1]), np.array([-1.0, 0.0, 1.0])
+    above = (y[:, None] > np.arange(3)[None, :]).astype(float)
+    for _ in range(steps):
+        s = z @ w
+        p = 1 / (1 + np.exp(-(s[:, None] - cuts[None, :])))
+        g = p - above
+        w -= lr * (z.T @ g.sum(1) / n + l2 * w / n)
+        cuts = np.sort(cuts + lr * g.sum(0) / n)
+    return Calibrator(mean, scale, w, cuts)
+
+
+def answer_vector(span_vecs: np.ndarray, singles: int) -> np.ndarray | None:
+    """The answer as one unit vector: the mean of its sentence vectors (no second encoder run)."""
+    if singles == 0:
+        return None
+    v = span_vecs[:singles].mean(0)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def relevance(answer_vec: np.ndarray | None, texts: tuple[str, str]) -> tuple[float, float]:
+    """Cosines of the answer with the question and with the reference (each embedded once and cached)."""
+    if answer_vec is None:
+        return 0.0, 0.0
+    vecs = meaning.ENCODER.vectors([t[:500] or " " for t in texts], cache=True)
+    return float(vecs[0] @ answer_vec), float(vecs[1] @ answer_vec)
+
+
+def question_text(q: Question) -> str:
+    """What stands for a bank question on the topic map: its text and the opening of its reference answer."""
+    return f"{q.question.zh} {q.reference_answer.zh[:200]}"
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(f"{active_engine()}|query|{text}".encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def topic_map() -> tuple[dict[str, int], np.ndarray, tuple[str, ...]]:
+    """(question id → row, unit vectors, family per row) of the bank's content questions; the vectors ship in
+    ``knowledge/vectors/bank-e5.npz`` (``devtools.ship_vectors``), any missing one is embedded here once."""
+    qs = [q for q in default_bank().values() if q.stage in ("technical", "drill") and not q.variant_of]
+    texts = [question_text(q) for q in qs]
+    have = shipped_vectors(BANK_VECTORS)
+    missing = [t for t in texts if text_key(t) not in have]
+    fresh = dict(zip(missing, meaning.ENCODER.vectors(missing))) if missing else {}
+    vecs = np.stack([have[text_key(t)] if text_key(t) in have else fresh[t] for t in texts]) if texts else np.zeros((0, 384))
+    return {q.id: i for i, q in enumerate(qs)}, vecs.astype(np.float64), tuple(family_of(q.topic) for q in qs)
+
+
+def topic_margin(answer_vec: np.ndarray | None, question_id: str, topic: str) -> float:
+    """How much closer the answer is to the question asked than to any question of another family of topics
+    (KsanaLLM's questions excluded: its source touches every topic). Negative: it reads as about something else."""
+    rows, vecs, families = topic_map()
+    own = rows.get(question_id)
+    if answer_vec is None or own is None:
+        return 0.0
+    cos = vecs @ answer_vec
+    family = family_of(topic)
+    others = [c for c, f in zip(cos, families) if f not in (family, "ksana")]
+    return float(cos[own] - max(others)) if others else 0.0
+
+
+def off_topic(x: np.ndarray) -> bool:
+    """The signal vector reads as an answer about another topic that states none of the points."""
+    get = dict(zip(FEATURES, x))
+    return bool(get["topic_margin"] < OFF_TOPIC_MARGIN and get["kw_cov"] < OFF_TOPIC_COVERAGE and get["max_p"] < OFF_TOPIC_P)
+
+
+GAMING = {"injection", "keyword_list", "html"}
+
+
+def calibrated_band(calibrator: Calibrator, x: np.ndarray, keyword_band: str, flags: list[str], wrong: bool) -> str:
+    """The calibrator's band for signal vector ``x``, within the rules no model may break: an answer flagged for
+    gaming (instructions, a bare keyword list, markup) or stating a wrong claim is never lifted above its keyword
+    reading (which caps a wrong claim at 卡顿), and an answer about another topic is 不会."""
+    band = BANDS[calibrator.band_index(x)]
+    if (wrong or GAMING & set(flags)) and band_index(band) > band_index(keyword_band):
+        return keyword_band
+    if off_topic(x):
+        return "不会"
+    return band
+
+
+def within_band(score: int, band: str) -> int:
+    """The rubric score moved to the nearest score inside ``band`` (流畅 85–100, 基本 60–84, 卡顿 30–59, 不会 0–29)."""
+    floor = next(f for f, b in THRESHOLDS if b == band)
+    ceiling = min([f - 1 for f, b in THRESHOLDS if f > floor], default=100)
+    return max(floor, min(ceiling, score))
+
+
+def band_note(keyword_band: str, band: str, signals: Signals, lang: str) -> str:
+    """Why the band differs from what the points' words alone would give (empty when it does not)."""
+    if off_topic(signals.vector()):
+        return say("fb_off_topic", lang)
+    if band_index(band) > band_index(keyword_band):
+        return say("fb_band_higher", lang, band=band)
+    if band_index(band) == band_index(keyword_band):
+        return ""
+    why = "why_hedged" if signals.hedged else "why_short" if signals.chars < 60 else "why_meaning"
+    return say("fb_band_lower", lang, band=band, why=say(why, lang))
