@@ -1,5 +1,6 @@
 """Rewrite ``knowledge/vectors/builtin-e5.npz`` (the vectors of every built-in note chunk, so a fresh install
-starts without embedding them) and ``bank-e5.npz`` (the bank's questions for the grader's topic map). Run after
+starts without embedding them) and ``bank-e5.npz`` (the bank's texts as the graders embed them: questions,
+points, phrasings, references; the first grade of a question then embeds only the answer). Run after
 changing the notes or the bank (tests say when it is due):
 
     python -m devtools.ship_vectors
@@ -28,10 +29,11 @@ def main() -> int:
     n = write_shipped((c.embed_hash, fresh.get(c.embed_hash, have.get(c.embed_hash))) for c in builtin)
     print(f"{SHIPPED}: {n} vectors ({len(todo)} embedded in {time.perf_counter() - started:.1f} s, "
           f"{SHIPPED.stat().st_size // 1024} KiB)" + (f"; skipped {skipped}" if skipped else ""))
-    calibration.topic_map.cache_clear()
-    texts = [calibration.question_text(q) for q in default_bank().values() if q.stage in ("technical", "drill") and not q.variant_of]
-    n = write_shipped(zip([calibration.text_key(t) for t in texts], meaning.ENCODER.vectors(texts, cache=True)), calibration.BANK_VECTORS)
-    print(f"{calibration.BANK_VECTORS}: {n} question vectors ({calibration.BANK_VECTORS.stat().st_size // 1024} KiB)")
+    started = time.perf_counter()
+    texts = calibration.rubric_texts(default_bank())
+    n = write_shipped(zip([meaning.text_key(t) for t in texts], meaning.ENCODER.vectors(texts, cache=True)), meaning.SHIPPED_TEXTS)
+    print(f"{meaning.SHIPPED_TEXTS}: {n} vectors of the bank's texts in {time.perf_counter() - started:.1f} s "
+          f"({meaning.SHIPPED_TEXTS.stat().st_size // 1024} KiB)")
     return 0
 
 

@@ -271,14 +271,13 @@ def test_a_point_matched_by_half_its_words_is_not_shown_with_a_quote():
 
 def test_the_shipped_calibrator_matches_the_signals_and_the_bank_vectors_are_current():
     """A change of signals without refitting would silently turn the calibrator off; a bank change without
-    ``python -m devtools.ship_vectors`` would embed the missing questions at the first grade."""
-    from interviewer.grading import calibration
-    from interviewer.search.shipped import shipped_vectors
+    ``python -m devtools.ship_vectors`` would embed the missing texts at a question's first grade (slow)."""
+    from interviewer.grading import calibration, meaning
 
     assert calibration.load_calibrator() is not None
-    have = shipped_vectors(calibration.BANK_VECTORS)
-    texts = [calibration.question_text(q) for q in BANK.values() if q.stage in ("technical", "drill") and not q.variant_of]
-    assert all(calibration.text_key(t) in have for t in texts), "run python -m devtools.ship_vectors"
+    have = meaning.shipped_texts()
+    missing = [t for t in calibration.rubric_texts(BANK) if meaning.text_key(t) not in have]
+    assert not missing, f"run python -m devtools.ship_vectors ({len(missing)} missing, e.g. {missing[:2]})"
 
 
 def test_an_answer_about_another_topic_is_graded_dont_know_and_says_so():

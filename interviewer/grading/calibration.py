@@ -14,7 +14,6 @@ the weights and the numbers that justified them are in ``calibrator.json``. Neve
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -28,9 +27,6 @@ from interviewer.grading import meaning
 from interviewer.knowledge.bank import Question, default_bank
 from interviewer.knowledge.topics import family_of
 from interviewer.messages import say
-from interviewer.resources import KNOWLEDGE_DIR
-from interviewer.search.embedding import active_engine
-from interviewer.search.shipped import shipped_vectors
 
 CALIBRATOR = Path(__file__).with_name("calibrator.json")
 # An answer about something else: closer to a question of another topic family than to its own by more than
@@ -40,7 +36,6 @@ CALIBRATOR = Path(__file__).with_name("calibrator.json")
 OFF_TOPIC_MARGIN, OFF_TOPIC_COVERAGE, OFF_TOPIC_P = -0.01, 0.34, 0.3
 RELEVANT_P = 0.2  # a sentence whose best point P (meaning scorer) reaches this counts toward the answer's length
 MAX_SENTENCES = 24  # sentences read by meaning (e5 costs ≈15 ms each on 2 cores); a longer answer is read up to here
-BANK_VECTORS = KNOWLEDGE_DIR / "vectors" / "bank-e5.npz"  # the bank's questions as the topic map reads them (shipped)
 FEATURES = ("kw_cov", "me_p", "me_cov", "n_wrong", "hedge_share", "hedge_any", "dont_know", "log_len", "rel_q",
             "rel_ref", "is_main", "is_follow", "is_probe", "n_points", "kwlist", "parrot", "top_kw", "min_kw", "max_p",
             "min_p", "kw_score", "me_score", "en", "topic_margin")
@@ -144,25 +139,37 @@ def relevance(answer_vec: np.ndarray | None, texts: tuple[str, str]) -> tuple[fl
     return float(vecs[0] @ answer_vec), float(vecs[1] @ answer_vec)
 
 
+def topic_questions() -> list[Question]:
+    return [q for q in default_bank().values() if q.stage in ("technical", "drill") and not q.variant_of]
+
+
+def rubric_texts(bank: dict[str, Question]) -> list[str]:
+    """Every text the graders embed for the bank's targets (``cache=True``), so they can ship as vectors: each
+    target's question, each point with its first phrasings, the reference the relevance signal reads, and each
+    content question as the topic map reads it."""
+    from interviewer.grading.contract import Target, target_ids
+
+    out: list[str] = [question_text(q) for q in topic_questions()]
+    for q in bank.values():
+        for tid, _kind, _text in target_ids(q):
+            t = Target.of_ref(bank, tid)
+            out += [t.question[:500] or " ", (t.reference or " ".join(p.point for p in t.points))[:500] or " "]
+            for p in t.points:
+                out += [p.point, *p.phrasings[:4], t.question or p.point]
+    return list(dict.fromkeys(out))
+
+
 def question_text(q: Question) -> str:
     """What stands for a bank question on the topic map: its text and the opening of its reference answer."""
     return f"{q.question.zh} {q.reference_answer.zh[:200]}"
 
 
-def text_key(text: str) -> str:
-    return hashlib.sha1(f"{active_engine()}|query|{text}".encode()).hexdigest()
-
-
 @lru_cache(maxsize=1)
 def topic_map() -> tuple[dict[str, int], np.ndarray, tuple[str, ...]]:
-    """(question id → row, unit vectors, family per row) of the bank's content questions; the vectors ship in
-    ``knowledge/vectors/bank-e5.npz`` (``devtools.ship_vectors``), any missing one is embedded here once."""
-    qs = [q for q in default_bank().values() if q.stage in ("technical", "drill") and not q.variant_of]
-    texts = [question_text(q) for q in qs]
-    have = shipped_vectors(BANK_VECTORS)
-    missing = [t for t in texts if text_key(t) not in have]
-    fresh = dict(zip(missing, meaning.ENCODER.vectors(missing))) if missing else {}
-    vecs = np.stack([have[text_key(t)] if text_key(t) in have else fresh[t] for t in texts]) if texts else np.zeros((0, 384))
+    """(question id → row, unit vectors, family per row) of the bank's content questions (their vectors ship in
+    ``knowledge/vectors/bank-e5.npz``; see ``rubric_texts``)."""
+    qs = topic_questions()
+    vecs = meaning.ENCODER.vectors([question_text(q) for q in qs], cache=True) if qs else np.zeros((0, 384))
     return {q.id: i for i, q in enumerate(qs)}, vecs.astype(np.float64), tuple(family_of(q.topic) for q in qs)
 
 

@@ -13,6 +13,7 @@ span, and that span is its evidence. The encoder is the search encoder (multilin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -25,8 +26,12 @@ import numpy as np
 
 from interviewer.grading import answer_text as at
 from interviewer.knowledge.bank import KeyPoint
+from interviewer.resources import KNOWLEDGE_DIR
+from interviewer.search.embedding import active_engine
+from interviewer.search.shipped import shipped_vectors
 
 SCORER = Path(__file__).with_name("scorer.json")
+SHIPPED_TEXTS = KNOWLEDGE_DIR / "vectors" / "bank-e5.npz"  # the bank's texts as the graders embed them (shipped)
 HEDGE = re.compile(r"好像|记不(太)?清|应该是|大概|可能是?|不太确定|不确定|我猜|印象中|也许|似乎|估计|maybe|probably|i think|not sure|i guess", re.I)
 NEGATION = re.compile(r"不是|并非|并不|不会|没有|不能|不用|无需|不需要|而不是|not |isn'?t|doesn'?t|don'?t|never|no longer", re.I)
 FEATURES = ("cos_point", "cos_phrasing", "cos_question", "cos_point_x_lex", "groups", "all_groups", "bigram", "hedge",
@@ -47,6 +52,15 @@ def spans_of(sents: list[at.Sentence]) -> list[Span]:
     return out
 
 
+def text_key(text: str) -> str:
+    """A text's key among the shipped vectors: the engine and the exact text embedded (with the query prefix)."""
+    return hashlib.sha1(f"{active_engine()}|query|{text}".encode()).hexdigest()
+
+
+def shipped_texts() -> dict[str, np.ndarray]:
+    return shipped_vectors(SHIPPED_TEXTS)
+
+
 class Encoder:
     """Unit vectors for texts (``query:`` prefix on both sides: a symmetric comparison), cached per text."""
 
@@ -65,7 +79,10 @@ class Encoder:
 
     def vectors(self, texts: list[str], cache: bool = False) -> np.ndarray:
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache] if cache else list(dict.fromkeys(texts))
-        fresh = dict(zip(todo, self.model().embed(todo, is_query=True))) if todo else {}
+        shipped = shipped_texts() if cache and todo else {}
+        found = {t: shipped[text_key(t)] for t in todo if text_key(t) in shipped}
+        todo = [t for t in todo if t not in found]
+        fresh = {**found, **dict(zip(todo, self.model().embed(todo, is_query=True)))} if todo else found
         if cache:
             with self._lock:
                 self._cache.update(fresh)
