@@ -70,7 +70,8 @@ def predicted_bands(rows: list[dict], scorer: Scorer | None) -> list[str]:
     from interviewer.grading.offline import grade_offline
 
     bank = default_bank()
-    return [grade_offline(Target.of_ref(bank, r.get("target_id") or r["question_id"]), r["answer"], scorer=scorer).band for r in rows]
+    return [grade_offline(Target.of_ref(bank, r.get("target_id") or r["question_id"]), r["answer"], scorer=scorer, calibrated=False).band
+            for r in rows]
 
 
 def choose_thresholds(mean, scale, w, b, rows: list[dict]) -> tuple[float, float, float]:
