@@ -80,6 +80,9 @@ def eval_retrieval(settings: Settings, k: int = 5) -> dict:
 
 SPLITS = ("dev", "heldout", "blind")
 FOLLOW_UP_KINDS = {"follow_up", "probe"}
+# Each split is reported whole, then main questions and follow-ups (follow-ups and probes) apart.
+PARTS = (("", lambda r: True), ("/main", lambda r: r.get("target_kind", "question") == "question"),
+         ("/follow_up", lambda r: r.get("target_kind") in FOLLOW_UP_KINDS))
 
 
 def load_labelled(blind: bool = True) -> list[dict]:
@@ -136,8 +139,7 @@ def eval_grading(model=None, grader_name: str = "offline") -> dict:
     report = {"grader": "llm" if model is not None else grader_name,
               "all": agreement([r for r in rows if r["split"] != "blind"], [p for r, p in zip(rows, predicted) if r["split"] != "blind"])}
     for split in SPLITS:
-        for part, keep in (("", lambda r: True), ("/main", lambda r: r.get("target_kind", "question") == "question"),
-                           ("/follow_up", lambda r: r.get("target_kind") in FOLLOW_UP_KINDS)):
+        for part, keep in PARTS:
             idx = [i for i, r in enumerate(rows) if r.get("split") == split and keep(r)]
             if idx or not part:
                 report[split + part] = agreement([rows[i] for i in idx], [predicted[i] for i in idx])
@@ -145,8 +147,6 @@ def eval_grading(model=None, grader_name: str = "offline") -> dict:
     report["errors"] = [{"id": r["id"], "kind": r.get("kind"), "label": r["band"], "got": p}
                         for r, p in zip(rows, predicted) if r["band"] != p]
     return report
-
-
 
 
 def off_topic_pairs(bank) -> list[tuple[str, str]]:

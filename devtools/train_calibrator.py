@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from devtools.evaluation import EVAL_DIR, agreement, load_labelled
+from devtools.evaluation import EVAL_DIR, PARTS, agreement, load_labelled
 from interviewer.bands import band_index, band_of
 from interviewer.grading import calibration
 from interviewer.grading.contract import Target
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         read = read_rows(rows)
         bands = bands_of(cal, read)
         keyword = [r[1] for r in read]
-        for part, keep in (("", lambda r: True), ("/main", lambda r: r.get("target_kind", "question") == "question"),
-                           ("/follow_up", lambda r: r.get("target_kind") in ("follow_up", "probe"))):
+        for part, keep in PARTS:
             idx = [i for i, r in enumerate(rows) if keep(r)]
             if not idx:
                 continue

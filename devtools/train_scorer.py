@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from devtools.evaluation import EVAL_DIR, agreement, load_labelled
+from devtools.evaluation import EVAL_DIR, PARTS, agreement, load_labelled
 from interviewer.grading.contract import Target
 from interviewer.grading.meaning import ENCODER, FEATURES, SCORER, Scorer, fit_logistic, load_scorer
 from interviewer.knowledge.bank import default_bank
@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print("keyword grader (baseline) exact:", baseline)
     for name, rows in splits.items():
         bands = predicted_bands(rows, scorer)
-        for part, keep in (("", lambda r: True), ("/main", lambda r: r.get("target_kind", "question") == "question"),
-                           ("/follow_up", lambda r: r.get("target_kind") in ("follow_up", "probe"))):
+        for part, keep in PARTS:
             idx = [i for i, r in enumerate(rows) if keep(r)]
             if idx:
                 a = agreement([rows[i] for i in idx], [bands[i] for i in idx])

@@ -24,6 +24,7 @@ import numpy as np
 
 from interviewer.bands import BANDS, THRESHOLDS, band_index
 from interviewer.grading import meaning
+from interviewer.grading.contract import Target, target_ids
 from interviewer.knowledge.bank import Question, default_bank
 from interviewer.knowledge.topics import family_of
 from interviewer.messages import say
@@ -147,8 +148,6 @@ def rubric_texts(bank: dict[str, Question]) -> list[str]:
     """Every text the graders embed for the bank's targets (``cache=True``), so they can ship as vectors: each
     target's question, each point with its first phrasings, the reference the relevance signal reads, and each
     content question as the topic map reads it."""
-    from interviewer.grading.contract import Target, target_ids
-
     out: list[str] = [question_text(q) for q in topic_questions()]
     for q in bank.values():
         for tid, _kind, _text in target_ids(q):
@@ -214,13 +213,13 @@ def within_band(score: int, band: str) -> int:
     return max(floor, min(ceiling, score))
 
 
-def band_note(keyword_band: str, band: str, signals: Signals, lang: str) -> str:
+def band_note(keyword_band: str, band: str, hedged: int, chars: int, about_else: bool, lang: str) -> str:
     """Why the band differs from what the points' words alone would give (empty when it does not)."""
-    if off_topic(signals.vector()):
+    if about_else:
         return say("fb_off_topic", lang)
     if band_index(band) > band_index(keyword_band):
         return say("fb_band_higher", lang, band=band)
     if band_index(band) == band_index(keyword_band):
         return ""
-    why = "why_hedged" if signals.hedged else "why_short" if signals.chars < 60 else "why_meaning"
+    why = "why_hedged" if hedged else "why_short" if chars < 60 else "why_meaning"
     return say("fb_band_lower", lang, band=band, why=say(why, lang))

@@ -80,7 +80,8 @@ class Encoder:
     def vectors(self, texts: list[str], cache: bool = False) -> np.ndarray:
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache] if cache else list(dict.fromkeys(texts))
         shipped = shipped_texts() if cache and todo else {}
-        found = {t: shipped[text_key(t)] for t in todo if text_key(t) in shipped}
+        keys = {t: text_key(t) for t in todo} if shipped else {}
+        found = {t: shipped[k] for t, k in keys.items() if k in shipped}
         todo = [t for t in todo if t not in found]
         fresh = {**found, **dict(zip(todo, self.model().embed(todo, is_query=True)))} if todo else found
         if cache:

@@ -240,8 +240,10 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
         x = judged.signals.vector()
         keyword_band, band = band, calibration.calibrated_band(calibrator, x, band, flags, bool(wrong))
         score = calibration.within_band(score, band)
-        flags = sorted({*flags, "off_topic"}) if calibration.off_topic(x) else flags
-        note = " ".join(x for x in (note, calibration.band_note(keyword_band, band, judged.signals, lang)) if x)
+        off_topic = calibration.off_topic(x)
+        flags = sorted({*flags, "off_topic"}) if off_topic else flags
+        why = calibration.band_note(keyword_band, band, judged.signals.hedged, judged.signals.chars, off_topic, lang)
+        note = " ".join(part for part in (note, why) if part)
     grade = Grade(question_id=target.question_id, score=score, band=band, points=points,
                   misconceptions=wrong, grader="offline", flags=flags,
                   confidence=_offline_confidence(score, points, flags))
