@@ -186,9 +186,11 @@ def topic_margin(answer_vec: np.ndarray | None, question_id: str, topic: str) ->
 
 
 def off_topic(x: np.ndarray) -> bool:
-    """The signal vector reads as an answer about another topic that states none of the points."""
+    """The signal vector reads as an answer about another topic that states none of the points ("I don't know" is
+    not about another topic, however its few words happen to sit among the questions)."""
     get = dict(zip(FEATURES, x))
-    return bool(get["topic_margin"] < OFF_TOPIC_MARGIN and get["kw_cov"] < OFF_TOPIC_COVERAGE and get["max_p"] < OFF_TOPIC_P)
+    return bool(get["topic_margin"] < OFF_TOPIC_MARGIN and get["kw_cov"] < OFF_TOPIC_COVERAGE and get["max_p"] < OFF_TOPIC_P
+                and not get["dont_know"])
 
 
 GAMING = {"injection", "keyword_list", "html"}
