@@ -18,7 +18,9 @@ export INTERVIEWER_DATA_DIR="$work/data" GRADIO_ANALYTICS_ENABLED=False HF_HUB_O
   --answer "KV Cache 缓存历史 token 的 K 和 V，decode 每步只算新 token，不用重算前缀；代价是显存随序列长度线性增长。" | head -1
 "$work/venv/bin/interviewer" grade --question-id kv_cache/f1 --answer "每个 token 的 KV 是 2 乘层数乘 KV 头数乘 head_dim 乘字节数。" | head -1
 "$work/venv/bin/python" -c "from interviewer.grading.meaning import load_scorer; from interviewer.resources import KNOWLEDGE_DIR; \
-assert load_scorer() is not None, 'scorer.json not in the wheel'; assert '_bundled' in str(KNOWLEDGE_DIR), KNOWLEDGE_DIR"
+assert load_scorer() is not None, 'scorer.json not in the wheel'; assert '_bundled' in str(KNOWLEDGE_DIR), KNOWLEDGE_DIR; \
+from interviewer.grading.calibration import load_calibrator; from interviewer.grading.cross import load_cross; \
+assert load_calibrator() is not None, 'calibrator.json not in the wheel (or fitted on other signals)'; load_cross()"
 port=$("$work/venv/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 INTERVIEWER_PORT=$port "$work/venv/bin/interviewer" serve > "$work/app.log" 2>&1 &
 app=$!

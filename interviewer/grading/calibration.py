@@ -2,8 +2,9 @@
 
 The rubric points decide what the answer covers and quote the evidence; whether that adds up to 流畅, 基本, 卡顿 or
 不会 depends on more than the covered weight — how the answer reads by meaning (the trained span scorer of
-``meaning.py``), wrong claims, hedging, length, how close it stays to the question and the reference, and the kind of
-target (a main question, a follow-up, a one-point probe). Keyword coverage alone over-grades answers written in the
+``meaning.py``), the cross-encoder's reading of question, points and answer together (``cross.py``), wrong claims,
+hedging, length, how close it stays to the question and the reference, and the kind of target (a main question, a
+follow-up, a one-point probe). Keyword coverage alone over-grades answers written in the
 candidate's own words and under-grades correct paraphrases (issue 17).
 
 :class:`Calibrator` is a cumulative-logit model: one linear score ``s = w · z`` over standardised signals and three
@@ -39,7 +40,7 @@ RELEVANT_P = 0.2  # a sentence whose best point P (meaning scorer) reaches this 
 MAX_SENTENCES = 24  # sentences read by meaning (e5 costs ≈15 ms each on 2 cores); a longer answer is read up to here
 FEATURES = ("kw_cov", "me_p", "me_cov", "n_wrong", "hedge_share", "hedge_any", "dont_know", "log_len", "rel_q",
             "rel_ref", "is_main", "is_follow", "is_probe", "n_points", "kwlist", "parrot", "top_kw", "min_kw", "max_p",
-            "min_p", "kw_score", "me_score", "en", "topic_margin")
+            "min_p", "kw_score", "me_score", "en", "topic_margin", "cross")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Signals:
     rel_question: float  # cosine of the answer (mean of its sentence vectors) with the question
     rel_reference: float  # … with the reference (or the points)
     topic_margin: float  # cosine with its own question minus the best cosine with a question of another topic family
+    cross: float  # the cross-encoder's expected band, 0 (不会) – 3 (流畅) (``cross.py``)
 
     def vector(self) -> np.ndarray:
         w = self.weights / max(float(self.weights.sum()), 1e-9)
@@ -75,7 +77,7 @@ class Signals:
             float(self.kind == "follow_up"), float(self.kind == "probe"), len(self.weights), float(self.keyword_list),
             float(self.parroting), float(self.kw_covered[heavy]), float(self.kw_covered.min()),
             float(self.me_probability.max()), float(self.me_probability.min()), self.kw_score / 100, self.me_score / 100,
-            float(self.english), self.topic_margin], dtype=np.float64)
+            float(self.english), self.topic_margin, self.cross], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -108,17 +110,19 @@ def load_calibrator(path: Path = CALIBRATOR) -> Calibrator | None:
     return Calibrator(*(np.array(data[k], np.float64) for k in ("mean", "scale", "weights", "cuts")))
 
 
-def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 4000, lr: float = 0.1) -> Calibrator:
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 4000, lr: float = 0.1,
+        sample_weight: np.ndarray | None = None) -> Calibrator:
     """Fit the cumulative-logit model (L2 on the weights) by gradient descent; ``y`` holds band indexes 0–3."""
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / scale
-    n = len(y)
+    sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    n = float(sw.sum())
     w, cuts = np.zeros(z.shape[1]), np.array([-1.0, 0.0, 1.0])
     above = (y[:, None] > np.arange(3)[None, :]).astype(float)
     for _ in range(steps):
         s = z @ w
         p = 1 / (1 + np.exp(-(s[:, None] - cuts[None, :])))
-        g = p - above
+        g = (p - above) * sw[:, None]
         w -= lr * (z.T @ g.sum(1) / n + l2 * w / n)
         cuts = np.sort(cuts + lr * g.sum(0) / n)
     return Calibrator(mean, scale, w, cuts)

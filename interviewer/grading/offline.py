@@ -15,7 +15,7 @@ import numpy as np
 from interviewer import quantities as numeric
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
-from interviewer.grading import calibration, meaning
+from interviewer.grading import calibration, cross, meaning
 from interviewer.grading.contract import Grade, MisconceptionFound, PointResult, Target
 from interviewer.knowledge.bank import REGEX_TERM, Fact, KeyPoint, Misconception, NumericCheck, load_facts
 from interviewer.knowledge.citation import Citation
@@ -289,7 +289,8 @@ def signals_of(target: Target, answer: str, reading: Reading, read: meaning.Mean
         hedged=sum(1 for s in reading.content if meaning.HEDGE.search(s.raw)), sentences=len(reading.content),
         chars=len(content), dont_know="dont_know" in reading.flags, keyword_list="keyword_list" in reading.flags,
         parroting="parroting" in reading.flags, english=at.language(answer) == "en", rel_question=rel_q, rel_reference=rel_ref,
-        topic_margin=calibration.topic_margin(answer_vec, target.question_id, target.topic))
+        topic_margin=calibration.topic_margin(answer_vec, target.question_id, target.topic),
+        cross=cross.expected_band(target, answer))
 
 
 def judge_number(check: NumericCheck, answer: str, points: list[PointResult]) -> tuple[list[PointResult], str]:

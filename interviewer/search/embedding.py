@@ -200,7 +200,7 @@ class E5Model:
 
     engine = ENGINE
 
-    def __init__(self, path: Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, path: Path | None = None, threads: int | None = None, adapter: dict[str, np.ndarray] | None = None) -> None:
         import onnxruntime as ort
 
         self.file = ModelFile(path or model_path())
@@ -216,7 +216,7 @@ class E5Model:
         # Spinning worker threads made a query 20× slower when the other core was busy (measured with OpenMP).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(encoder_graph(f), options, providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(encoder_graph(f, adapter), options, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()  # one run at a time: each already uses every intra-op thread
 
     def token_ids(self, text: str, is_query: bool) -> list[int]:
@@ -243,15 +243,20 @@ class E5Model:
         return out
 
     def _mean_hidden(self, content: list[int]) -> np.ndarray:
-        ids = np.array([self.file.bos, *content, self.file.eos])
+        return self.hidden(np.array([self.file.bos, *content, self.file.eos])).mean(axis=0)
+
+    def hidden(self, ids: np.ndarray) -> np.ndarray:
+        """The last layer's states ``[T, H]`` for token ids that already hold ``<s>``/``</s>``."""
         x = dequantize(self._words[ids]) + self._positions[:len(ids)] + self._type
         with self._lock:
-            hidden = self._session.run(["hidden"], {"embedded": x.astype(np.float32)})[0]
-        return hidden.mean(axis=0)
+            return self._session.run(["hidden"], {"embedded": x.astype(np.float32)})[0]
 
 
-def encoder_graph(f: ModelFile) -> bytes:
-    """The BERT encoder over one text, ``embedded [T, H]`` (word + position + type) → ``hidden [T, H]``."""
+def encoder_graph(f: ModelFile, adapter: dict[str, np.ndarray] | None = None) -> bytes:
+    """The BERT encoder over one text, ``embedded [T, H]`` (word + position + type) → ``hidden [T, H]``.
+
+    ``adapter`` adds low-rank deltas to the linear layers (``{name}.a [r, K]`` and ``{name}.b [N, r]``, scale folded
+    into ``b``): ``y = W x + b + B (A x)``, the base weights staying 4-bit (the grader's cross-encoder)."""
     nodes: list[bytes] = []
     weights: list[bytes] = []
     h, heads = f.hidden, f.heads
@@ -265,7 +270,13 @@ def encoder_graph(f: ModelFile) -> bytes:
         cols = packed.shape[1] * QK
         nodes.append(g.node("MatMulNBits", [x, const(f"{name}.w", packed), const(f"{name}.s", scales)], [out + ".xw"],
                             "com.microsoft", K=cols, N=rows, bits=4, block_size=QK, accuracy_level=0))
-        nodes.append(g.node("Add", [out + ".xw", const(f"{name}.b", f.floats(f"{name}.b"))], [out]))
+        xw = out + ".xw"
+        if adapter is not None and f"{name}.a" in adapter:
+            nodes.append(g.node("MatMul", [x, const(f"{name}.at", np.ascontiguousarray(adapter[f"{name}.a"].T, np.float32))], [out + ".xa"]))
+            nodes.append(g.node("MatMul", [out + ".xa", const(f"{name}.bt", np.ascontiguousarray(adapter[f"{name}.b"].T, np.float32))], [out + ".xab"]))
+            nodes.append(g.node("Add", [xw, out + ".xab"], [out + ".xwa"]))
+            xw = out + ".xwa"
+        nodes.append(g.node("Add", [xw, const(f"{name}.b", f.floats(f"{name}.b"))], [out]))
         return out
 
     def norm(x: str, name: str, out: str) -> str:
