@@ -2,7 +2,9 @@
 head, fitted on labelled answers. Two steps, because training needs a GPU and PyTorch and the product needs neither:
 
     python -m devtools.train_cross export DIR    # here: token ids of every labelled answer + the 4-bit base weights
-    python3 devtools/train_cross.py fit DIR OUT  # on the GPU machine (PyTorch): OUT/cross.npz, OUT/cross-report.json
+    python3 devtools/train_cross.py fit DIR OUT [EPOCHS BATCH LR TOP]  # on the GPU machine (PyTorch); shipped: 12 16 0.0003
+    cp OUT/cross.npz interviewer/grading/ && cp OUT/cross-report.json eval/grading/train/cross_oof.json
+    python -m devtools.train_calibrator         # refit the calibrator on the new out-of-fold signal
 
 Fitted on development data only, as the calibrator is: the dev split, ``eval/grading/train/`` and off-topic answers
 cut from the notes (``train_calibrator.off_topic_rows``: the
