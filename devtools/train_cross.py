@@ -2,7 +2,7 @@
 head, fitted on labelled answers. Two steps, because training needs a GPU and PyTorch and the product needs neither:
 
     python -m devtools.train_cross export DIR    # here: token ids of every labelled answer + the 4-bit base weights
-    python3 devtools/train_cross.py fit DIR OUT [EPOCHS BATCH LR TOP]  # on the GPU machine (PyTorch); shipped: 12 16 0.0003
+    python3 -m devtools.train_cross fit DIR OUT [EPOCHS BATCH LR TOP]  # on the GPU machine (PyTorch); shipped: 12 16 0.0003
     cp OUT/cross.npz interviewer/grading/ && cp OUT/cross-report.json eval/grading/train/cross_oof.json
     python -m devtools.train_calibrator         # refit the calibrator on the new out-of-fold signal
 
@@ -77,17 +77,12 @@ def export(out: Path) -> None:
           f"tokens p50 {int(np.median(lengths))} max {lengths.max()} -> {out}")
 
 
-# ---------------------------------------------------------------- training (PyTorch, on the GPU machine)
-
-def _dequantize(blocks: np.ndarray) -> np.ndarray:
-    """Q4_0 blocks to float32, as ``interviewer.search.embedding.dequantize`` (kept here so this half needs only numpy)."""
-    scales = blocks[..., :2].copy().view("<f2").astype(np.float32)
-    packed = blocks[..., 2:]
-    nib = np.concatenate([packed & 0x0F, packed >> 4], axis=-1).astype(np.float32) - 8.0
-    return (nib * scales).reshape(*blocks.shape[:-2], -1)
-
+# ---------------------------------------------------------------- training (PyTorch, on the GPU machine; besides
+# PyTorch it needs only numpy: the modules it imports from interviewer/ import nothing else)
 
 def build_model(base: dict, torch):
+    from interviewer.search.embedding import dequantize
+
     nn, F = torch.nn, torch.nn.functional
     hidden, layers, heads, _ffn = (int(v) for v in base["config"])
     eps = float(base["eps"])
@@ -111,17 +106,18 @@ def build_model(base: dict, torch):
             self.register_buffer("types", torch.tensor(base["type"]))
             self.register_buffer("ln_w", torch.tensor(base["emb.ln.w"]))
             self.register_buffer("ln_b", torch.tensor(base["emb.ln.b"]))
-            self.lin = nn.ModuleDict({f"l{i}_{n}": Lora(_dequantize(base[f"l{i}.{n}.w"]), base[f"l{i}.{n}.b"])
+            self.lin = nn.ModuleDict({f"l{i}_{n}": Lora(dequantize(base[f"l{i}.{n}.w"]), base[f"l{i}.{n}.b"])
                                       for i in range(layers) for n in LINEARS})
-            self.norms = {f"l{i}.{ln}": (torch.tensor(base[f"l{i}.{ln}.w"]), torch.tensor(base[f"l{i}.{ln}.b"]))
-                          for i in range(layers) for ln in ("aln", "oln")}
+            for i in range(layers):
+                for ln in ("aln", "oln"):
+                    for part in ("w", "b"):
+                        self.register_buffer(f"l{i}_{ln}_{part}", torch.tensor(base[f"l{i}.{ln}.{part}"]))
             self.head = nn.Linear(hidden, 1)
             self.cuts = nn.Parameter(torch.tensor([-1.0, 0.0, 1.0]))
             self.drop = nn.Dropout(0.1)
 
         def norm(self, x, key):
-            w, b = self.norms[key]
-            return F.layer_norm(x, (hidden,), w.to(x.device), b.to(x.device), eps)
+            return F.layer_norm(x, (hidden,), getattr(self, key + "_w"), getattr(self, key + "_b"), eps)
 
         def embed(self, ids):
             x = self.words[ids] + self.pos[:ids.shape[1]][None] + self.types
@@ -140,8 +136,8 @@ def build_model(base: dict, torch):
                 q, k, v = (split(self.lin[f"l{i}_{n}"](x)) for n in ("q", "k", "v"))
                 att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + bias, dim=-1)
                 ctx = (att @ v).transpose(1, 2).reshape(x.shape[0], t, hidden)
-                x = self.norm(x + self.lin[f"l{i}_ao"](ctx), f"l{i}.aln")
-                x = self.norm(x + self.lin[f"l{i}_fo"](F.gelu(self.lin[f"l{i}_fi"](x))), f"l{i}.oln")
+                x = self.norm(x + self.lin[f"l{i}_ao"](ctx), f"l{i}_aln")
+                x = self.norm(x + self.lin[f"l{i}_fo"](F.gelu(self.lin[f"l{i}_fi"](x))), f"l{i}_oln")
             if not pool:
                 return x
             pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
@@ -153,6 +149,8 @@ def build_model(base: dict, torch):
 def fit(data_dir: Path, out: Path, epochs: int = 8, batch: int = 16, lr: float = 4e-4, top: int = 12, seed: int = 0) -> None:
     """``top``: adapt only the top layers (the states below are computed once, frozen: a CPU can train that)."""
     import torch
+
+    from interviewer.grading.cross import ordinal_probabilities
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     base = dict(np.load(data_dir / "base.npz"))
@@ -178,7 +176,6 @@ def fit(data_dir: Path, out: Path, epochs: int = 8, batch: int = 16, lr: float =
     states = []
     if start > 0:
         frozen = build_model(base, torch).to(device).eval()
-        frozen.norms = {k: (w.to(device), b.to(device)) for k, (w, b) in frozen.norms.items()}
         with torch.no_grad():
             for i in range(len(seqs)):
                 ids, mask = padded([i])
@@ -201,7 +198,6 @@ def fit(data_dir: Path, out: Path, epochs: int = 8, batch: int = 16, lr: float =
     def train(idx):
         torch.manual_seed(seed)
         model = build_model(base, torch).to(device)
-        model.norms = {k: (w.to(device), b.to(device)) for k, (w, b) in model.norms.items()}
         for key, lin in model.lin.items():
             lin.requires_grad_(int(key[1:].split("_")[0]) >= start)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -243,7 +239,7 @@ def fit(data_dir: Path, out: Path, epochs: int = 8, batch: int = 16, lr: float =
         model = train(fit_idx[fold[fit_idx] != k])
         s, cuts = predict(model, held)
         oof[held] = bands(s, cuts)
-        oof_expected[held] = [_expected(v, cuts) for v in s]
+        oof_expected[held] = [ordinal_probabilities(v, cuts) @ np.arange(4) for v in s]
         print(f"fold {k}: exact {np.mean(oof[held] == y[held]):.3f}", flush=True)
     model = train(fit_idx)
     measure = np.array([i for i, r in enumerate(rows) if r["use"] == "measure"])
@@ -275,11 +271,6 @@ def fit(data_dir: Path, out: Path, epochs: int = 8, batch: int = 16, lr: float =
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "cross.npz", **arrays)
     (out / "cross-report.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
-
-
-def _expected(score: float, cuts: np.ndarray) -> float:
-    above = 1 / (1 + np.exp(-(score - cuts)))
-    return float(np.minimum.accumulate(above).sum())
 
 
 if __name__ == "__main__":

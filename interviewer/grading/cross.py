@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from interviewer.grading.contract import Target
+if TYPE_CHECKING:  # numpy alone at import: devtools/train_cross.py's GPU half uses ordinal_probabilities
+    from interviewer.grading.contract import Target
 
 ADAPTER = Path(__file__).with_name("cross.npz")
 CONTEXT_TOKENS = 96  # the question and its points, opening kept
