@@ -71,6 +71,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "fb_band_lower": {"zh": "整体判为「{band}」：要点的词提到了，但{why}。", "en": "Overall {band}: the points' words are there, but {why}."},
     "fb_band_higher": {"zh": "整体判为「{band}」：没用要点的原词，但意思讲到了。",
                        "en": "Overall {band}: not in the rubric's words, but the meaning is there."},
+    "fb_band_higher_part": {"zh": "整体判为「{band}」：没用要点的原词，但讲到了一部分意思。",
+                            "en": "Overall {band}: not in the rubric's words, but part of the meaning is there."},
     "fb_off_topic": {"zh": "这段回答更像在讲别的话题，没有回答这道题问的内容。",
                      "en": "This answer is about another topic, not what was asked."},
     "why_hedged": {"zh": "关键处用了「好像、应该是」这类不确定的说法", "en": "the key parts are hedged"},

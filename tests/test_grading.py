@@ -299,3 +299,14 @@ def test_the_calibrated_band_never_lifts_a_flagged_answer_above_its_keyword_read
     assert band_index(g.band) <= band_index(grade_offline(KV, answer, calibrated=False).band)
     hedged = "好像是把前面 token 的 K 和 V 存下来吧，应该是每步只算新 token，具体记不太清了。"
     assert band_index(grade_offline(KV, hedged).band) < band_index(grade_offline(KV, KV_FULL).band)
+
+
+def test_a_band_lifted_only_to_halting_does_not_say_the_meaning_is_all_there():
+    """The note for a band the calibrator raised above the keyword reading: "意思讲到了" only where the band says so
+    (基本 or 流畅); a lift from 不会 to 卡顿 says part of the meaning is there."""
+    from interviewer.grading.calibration import band_note
+
+    assert "意思讲到了" in band_note("卡顿", "基本", 0, 200, False, "zh")
+    halting = band_note("不会", "卡顿", 0, 80, False, "zh")
+    assert "一部分意思" in halting and "意思讲到了" not in halting
+    assert "part of the meaning" in band_note("不会", "卡顿", 0, 80, False, "en")

@@ -224,7 +224,7 @@ def band_note(keyword_band: str, band: str, hedged: int, chars: int, about_else:
     if about_else:
         return say("fb_off_topic", lang)
     if band_index(band) > band_index(keyword_band):
-        return say("fb_band_higher", lang, band=band)
+        return say("fb_band_higher" if band in ("基本", "流畅") else "fb_band_higher_part", lang, band=band)
     if band_index(band) == band_index(keyword_band):
         return ""
     why = "why_hedged" if hedged else "why_short" if chars < 60 else "why_meaning"
