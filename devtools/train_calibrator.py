@@ -118,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     train = load_train()
     fit_rows = [r for r in labelled if r["split"] == "dev"] + train + off_topic_rows()
     report: dict = {}
+    oof = cross_oof()  # read once: the fit and the train/dev reports both use it
     if args.report_only:
         cal = calibration.load_calibrator()
         if cal is None:
             raise SystemExit("no calibrator.json to report on")
     else:
-        oof = cross_oof()
         read = read_rows(fit_rows, oof)
         print(f"cross-encoder out-of-fold signal for {sum(r['id'] in oof for r in fit_rows)} of {len(fit_rows)} rows")
         x = np.stack([r[0] for r in read])
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                                "l2": l2, "cv_exact": cv, "dev_weight": DEV_WEIGHT}
     splits = {"train": train, **{s: [r for r in labelled if r["split"] == s] for s in ("dev", "heldout", "blind")}}
     for name, rows in splits.items():
-        read = read_rows(rows, cross_oof() if name in ("train", "dev") else None)
+        read = read_rows(rows, oof if name in ("train", "dev") else None)
         bands = bands_of(cal, read)
         keyword = [r[1] for r in read]
         for part, keep in PARTS:
