@@ -3,6 +3,8 @@ head, fitted on labelled answers. Two steps, because training needs a GPU and Py
 
     python -m devtools.train_cross export DIR    # here: token ids of every labelled answer + the 4-bit base weights
     python3 -m devtools.train_cross fit DIR OUT [EPOCHS BATCH LR TOP]  # on the GPU machine (PyTorch); shipped: 12 16 0.0003
+    # or one GPU per part: CROSS_PARTS=0 (a fold) ... CROSS_PARTS=final, each into OUT, then (no GPU needed)
+    python3 -m devtools.train_cross merge DIR OUT  # OUT/part-*.json + OUT/final.json → OUT/cross-report.json
     cp OUT/cross.npz interviewer/grading/ && cp OUT/cross-report.json eval/grading/train/cross_oof.json
     python -m devtools.train_calibrator         # refit the calibrator on the new out-of-fold signal
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +28,7 @@ import numpy as np
 LINEARS = ("q", "k", "v", "ao", "fi", "fo")
 RANK, ALPHA = 16, 32
 FOLDS = 5
+PARTS = os.environ.get("CROSS_PARTS", "")  # "0,1" (folds) and/or "final": fit only these; `merge` joins the parts
 
 
 def export(out: Path) -> None:
@@ -232,33 +236,41 @@ def fit(data_dir: Path, out: Path, epochs: int = 8, batch: int = 16, lr: float =
     def bands(scores, cuts):
         return (scores[:, None] > cuts[None]).sum(1)
 
+    parts = set(PARTS.split(",")) if PARTS else {*map(str, range(FOLDS)), "final"}
     oof = np.zeros(len(rows))
     oof_expected = np.zeros(len(rows))
+    held_all = []
     for k in range(FOLDS):
+        if str(k) not in parts:
+            continue
         held = np.sort(fit_idx[fold[fit_idx] == k])
+        held_all += held.tolist()
         model = train(fit_idx[fold[fit_idx] != k])
         s, cuts = predict(model, held)
         oof[held] = bands(s, cuts)
         oof_expected[held] = [ordinal_probabilities(v, cuts) @ np.arange(4) for v in s]
         print(f"fold {k}: exact {np.mean(oof[held] == y[held]):.3f}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    part = {"oof": {rows[i]["id"]: round(float(oof_expected[i]), 4) for i in held_all},
+            "oof_band": {rows[i]["id"]: int(oof[i]) for i in held_all}}
+    if "final" not in parts:
+        (out / f"part-{'-'.join(sorted(parts))}.json").write_text(json.dumps(part), encoding="utf-8")
+        return
     model = train(fit_idx)
     measure = np.array([i for i, r in enumerate(rows) if r["use"] == "measure"])
     s, cuts = predict(model, measure)
-    report = {"oof": {rows[i]["id"]: round(float(oof_expected[i]), 4) for i in fit_idx},
-              "oof_exact": round(float(np.mean(oof[fit_idx] == y[fit_idx])), 3),
-              "oof_within_one": round(float(np.mean(abs(oof[fit_idx] - y[fit_idx]) <= 1)), 3),
-              "settings": {"rank": RANK, "alpha": ALPHA, "epochs": epochs, "batch": batch, "lr": lr, "folds": FOLDS, "top_layers": top, "seed": seed,
-                           "fitted_rows": int(len(fit_idx))}}
+    report = {"settings": {"rank": RANK, "alpha": ALPHA, "epochs": epochs, "batch": batch, "lr": lr, "folds": FOLDS, "top_layers": top,
+                           "seed": seed, "fitted_rows": int(len(fit_idx))}}
     pred = bands(s, cuts)
     for split in ("heldout", "blind"):
-        for part in ("question", "follow"):
+        for kind in ("question", "follow"):
             sel = [j for j, i in enumerate(measure) if rows[i]["split"] == split
-                   and (rows[i]["target_kind"] == "question") == (part == "question")]
+                   and (rows[i]["target_kind"] == "question") == (kind == "question")]
             if sel:
                 t = y[measure[sel]]
-                report[f"{split}/{part}"] = {"n": len(sel), "exact": round(float(np.mean(pred[sel] == t)), 3),
+                report[f"{split}/{kind}"] = {"n": len(sel), "exact": round(float(np.mean(pred[sel] == t)), 3),
                                              "within_one": round(float(np.mean(abs(pred[sel] - t) <= 1)), 3)}
-    print(json.dumps({k: v for k, v in report.items() if k != "oof"}, ensure_ascii=False), flush=True)
+    print(json.dumps(report, ensure_ascii=False), flush=True)
     scale = ALPHA / RANK
     arrays = {"head.w": model.head.weight.detach().cpu().numpy()[0].astype(np.float32),
               "head.b": model.head.bias.detach().cpu().numpy().astype(np.float32)[0], "head.cuts": cuts.astype(np.float32)}
@@ -268,14 +280,40 @@ def fit(data_dir: Path, out: Path, epochs: int = 8, batch: int = 16, lr: float =
         name = key.replace("_", ".", 1)
         arrays[name + ".a"] = lin.a.detach().cpu().numpy().astype(np.float16)
         arrays[name + ".b"] = (lin.bb.detach().cpu().numpy() * scale).astype(np.float16)
-    out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "cross.npz", **arrays)
+    if len(parts) < FOLDS + 1:
+        (out / "final.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+        return
+    (out / "part-all.json").write_text(json.dumps(part), encoding="utf-8")
+    (out / "final.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+    merge(data_dir, out)
+
+
+def merge(data_dir: Path, out: Path) -> None:
+    """The report of a fit run in parts: every fold's out-of-fold predictions, their agreement with the labels, and
+    the final model's settings and measured splits (``cross-report.json``, what the calibrator reads)."""
+    rows = json.loads((data_dir / "rows.json").read_text(encoding="utf-8"))["rows"]
+    band = {r["id"]: r["band"] for r in rows if r["use"] == "fit"}
+    oof, oof_band = {}, {}
+    for path in sorted(out.glob("part-*.json")):
+        part = json.loads(path.read_text(encoding="utf-8"))
+        oof.update(part["oof"])
+        oof_band.update(part["oof_band"])
+    if set(oof) != set(band):
+        raise SystemExit(f"{len(band) - len(set(oof) & set(band))} fitted rows have no out-of-fold prediction: a fold is missing")
+    got, want = np.array([oof_band[i] for i in band]), np.array(list(band.values()))
+    report = {"oof": {i: oof[i] for i in band}, "oof_exact": round(float(np.mean(got == want)), 3),
+              "oof_within_one": round(float(np.mean(abs(got - want) <= 1)), 3),
+              **json.loads((out / "final.json").read_text(encoding="utf-8"))}
     (out / "cross-report.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
+    print(json.dumps({k: v for k, v in report.items() if k != "oof"}, ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["export"]:
         export(Path(sys.argv[2]))
+    elif sys.argv[1:2] == ["merge"]:
+        merge(Path(sys.argv[2]), Path(sys.argv[3]))
     elif sys.argv[1:2] == ["fit"]:
         fit(Path(sys.argv[2]), Path(sys.argv[3]), *(float(a) if "." in a else int(a) for a in sys.argv[4:]))
     else:

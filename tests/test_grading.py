@@ -223,6 +223,51 @@ def test_the_number_is_checked_by_computation(answer, covered, says):
     assert not value.evidence or value.evidence in answer
 
 
+FOLLOW_UP_SLIPS = [  # (follow-up, answer with a known slip, what the wrong claim names)
+    ("kv_cache/f1", "每个 token 的 KV 是 32 层 × 32 头 × 128 × 2 字节 ≈ 0.25 MB，2048 token 约 512 MB。", "忘了 K 和 V"),
+    ("cot_long_output/f1", "每 token 2×32×32×128×2 = 512 KiB，16K 就是 8 GiB，40 GiB 只能放 5 条。", "忽略了 GQA"),
+    ("long_context_cost_structure/f1", "70B 每 token 2×80×64×128×2 = 2.5 MiB，128K 一条就是 320 GiB。", "忽略了 GQA"),
+    ("kv_cache_complexity/f2", "decode 是带宽瓶颈，每步读全部权重 27 GB，除以 2 TB/s 约 13 ms。", "FP32"),
+]
+
+
+@pytest.mark.parametrize("ref, answer, names", FOLLOW_UP_SLIPS)
+def test_a_follow_up_number_off_by_a_known_slip_is_a_wrong_claim(ref, answer, names):
+    """A computed follow-up (the browser case: the K/V factor 2 forgotten was graded 流畅 85) names the slip, quotes
+    the sentence, voids the number's point and keeps the grade at 卡顿 or below."""
+    target = Target.of_ref(BANK, ref)
+    g = grade_offline(target, answer)
+    slip = [m for m in g.misconceptions if names in m.claim]
+    assert slip and slip[0].evidence in answer and "应约为" in slip[0].correction, g.misconceptions
+    check = next(c for c in target.numbers if names in " ".join(c.factors))
+    assert next(p for p in g.points if p.point_id == check.point).covered == 0.0
+    assert band_index(g.band) <= band_index("卡顿"), (g.band, g.score)
+
+
+@pytest.mark.parametrize("ref, answer", [
+    ("kv_cache/f1", "每个 token 是 2×32×32×128×2 字节 = 512 KiB，2048 个 token 一共大约 1 GiB。"),
+    ("cot_long_output/f1", "每 token 2×32×8×128×2 = 128 KiB，16K 约 2 GiB，40 GiB 大概并发 20 条。"),
+    ("memory_bound/f1", "每条序列 1 GiB，32 条共 32 GiB KV，是 13.5 GB 权重的两倍多，所以 KV 读取主导，一步约 23 ms。"),
+    ("kv_cache_complexity/f2", "decode 受带宽限制，13.5 GB 权重除以 2 TB/s 约 6.6 ms。"),
+])
+def test_a_right_computation_is_not_a_slip_nor_a_restated_question_nor_a_term_list(ref, answer):
+    """Terse is the nature of a computation: it restates the question's inputs and strings terms with ×, but it
+    states a result the question does not, so it is neither parroting nor a bare list, and a right number is no slip."""
+    g = grade_offline(Target.of_ref(BANK, ref), answer)
+    assert not {"parroting", "keyword_list"} & set(g.flags), g.flags
+    assert not [m for m in g.misconceptions if "：" in m.claim], g.misconceptions
+    assert band_index(g.band) >= band_index("卡顿"), (g.band, g.score)
+
+
+def test_a_follow_up_number_check_must_name_one_of_its_points():
+    from interviewer.knowledge.bank import Question
+
+    question = BANK["kv_cache"].model_dump()
+    question["follow_ups"][0]["numbers"][0]["point"] = "no_such_point"
+    with pytest.raises(ValueError, match="not a rubric point"):
+        Question.model_validate(question)
+
+
 # ---------------------------------------------------------------- open questions graded on qualities
 
 DIFFERENT_HIGHLIGHTS = ("我重点讲我读得最细的三块。第一是投机解码，它支持 MTP，MTP 头每步多预测一个 token，由主模型一次验证，"

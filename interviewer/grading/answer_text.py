@@ -121,9 +121,22 @@ def containment(part: str, whole: str) -> float:
     return len(a & bigrams(whole)) / len(a) if a else 0.0
 
 
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+ASKS_TO_COMPUTE = re.compile(r"算|估|多大|多少|多久|几[次条个倍]|how (?:much|many|large|long)|estimate|compute|work it out")
+ARITHMETIC = re.compile(r"\d\s*[×*÷/]\s*[\w(]|\d\s*[xX]\s*\d|\w\s*[×*÷]\s*\d|(?:除以|乘以|等于|[≈=]|divided by|times)\s*\d")
+
+
+def computes(answer: str, question: str) -> bool:
+    """An answer working out a number the question asks for (terse by nature: never a list of terms)."""
+    return bool(ASKS_TO_COMPUTE.search(question.lower()) and ARITHMETIC.search(answer))
+
+
 def is_parroting(sentence: str, question: str) -> bool:
-    """A sentence that mostly restates the question (short replies such as "不是 LRU" are not)."""
+    """A sentence that mostly restates the question (short replies such as "不是 LRU" are not, nor is a
+    computation from the question's inputs: it states a number the question does not)."""
     grams = bigrams(sentence)
+    if set(NUMBER.findall(sentence)) - set(NUMBER.findall(question)):
+        return False
     return len(grams) >= max(8, len(bigrams(question)) // 3) and containment(sentence, question) >= PARROT_SHARE
 
 

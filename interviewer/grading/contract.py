@@ -26,6 +26,7 @@ class MisconceptionFound(BaseModel):
     correction: str
     source: str
     evidence: str = ""
+    point_id: str = ""  # a wrong number voids only the point it answers; other claims void any point they quote
 
 
 class Grade(BaseModel):
@@ -105,6 +106,7 @@ class Target:
     topic: str = ""
     numeric: NumericCheck | None = None  # the answer is a number computed from the question's inputs
     kind: str = "question"  # or "follow_up", "probe" (TargetRef.kind)
+    numbers: tuple[NumericCheck, ...] = ()  # numbers a follow-up asks for: a known slip in one is a wrong claim
 
     @classmethod
     def of_question(cls, q: Question, lang: str = "zh") -> Target:
@@ -113,7 +115,8 @@ class Target:
 
     @classmethod
     def of_follow_up(cls, q: Question, f: FollowUp, lang: str = "zh") -> Target:
-        return cls(q.id, f.question.get(lang), "", tuple(f.rubric), tuple(q.misconceptions), q.topic, kind="follow_up")
+        return cls(q.id, f.question.get(lang), "", tuple(f.rubric), tuple(q.misconceptions), q.topic, kind="follow_up",
+                   numbers=tuple(f.numbers))
 
     @classmethod
     def of_probe(cls, q: Question, point: KeyPoint, lang: str = "zh") -> Target:

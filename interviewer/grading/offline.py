@@ -128,6 +128,25 @@ def find_misconceptions(sents: list[at.Sentence], target: Target) -> list[Miscon
     return found
 
 
+def number_slips(target: Target, sents: list[at.Sentence]) -> list[MisconceptionFound]:
+    """The numbers a follow-up asks for, computed: the candidate's number closest to the right one, when it is off
+    by one of the check's known slips (a forgotten factor 2 for K and V, query heads taken for KV heads), is a wrong
+    claim quoting its sentence. A right number, a missing one or one off for no known reason changes nothing here
+    (the points are graded by meaning)."""
+    found: list[MisconceptionFound] = []
+    text = " ".join(s.raw for s in sents)
+    for check in target.numbers if text else ():
+        result = numeric.check_numeric(text, check.expected, check.dimension, check.tolerance, check.factors or None)
+        slip = result.status == "off_by_factor" and result.factor_name in check.factors and result.quantity is not None
+        if slip and not any(f.claim.endswith(f"：{result.factor_name}") for f in found):  # one slip, one wrong claim
+            said = result.quantity.text.strip()
+            found.append(MisconceptionFound(
+                claim=f"{said}：{result.factor_name}", correction=f"应约为 {numeric.format_quantity(check.expected, check.dimension)}",
+                source=next(p.note for p in target.points if p.id == check.point),
+                evidence=next((s.raw for s in sents if said in s.raw), said)[:300], point_id=check.point))
+    return found
+
+
 def point_span_features(target: Target, point: KeyPoint, reading: Reading,
                         read: meaning.MeaningReading | None = None) -> tuple[list[meaning.Span], np.ndarray]:
     """The spans of the answer and their features for ``point`` (see ``meaning.py``)."""
@@ -181,7 +200,8 @@ def read_answer(answer: str, target: Target) -> Reading:
             flags.append("parroting")
         else:
             content.append(s)
-    if content and target.numeric is None and at.looks_like_keyword_list(" ".join(s.raw for s in content)):  # a formula is terse
+    text = " ".join(s.raw for s in content)
+    if content and target.numeric is None and not at.computes(text, target.question) and at.looks_like_keyword_list(text):
         flags.append("keyword_list")
     if at.says_dont_know(answer):
         flags.append("dont_know")
@@ -203,7 +223,7 @@ def judge_answer(target: Target, answer: str, scorer: meaning.Scorer | None = No
     """The points (from the rubric's words and phrasings, or by meaning given a ``scorer``) and wrong claims; with
     ``signals``, also the answer-level signals the calibrator reads (this runs the e5 encoder)."""
     reading = read_answer(answer, target)
-    wrong = find_misconceptions(reading.content, target)
+    wrong = find_misconceptions(reading.content, target) + number_slips(target, reading.content)
     keyword = [judge_quality(p, reading.content) if p.examples_needed else judge_point(p, reading.content) for p in target.points]
     points, numeric_note = settle_points(target, answer, reading, keyword, wrong)
     by_meaning = scorer or (meaning.load_scorer() if signals else None)
@@ -305,7 +325,10 @@ def judge_number(check: NumericCheck, answer: str, points: list[PointResult]) ->
 
 def _not_evidence_of(point: PointResult, wrong: list[MisconceptionFound]) -> PointResult:
     """A sentence that states a wrong claim earns no point: it is never evidence for both."""
-    if point.evidence and any(m.evidence and (m.evidence in point.evidence or point.evidence in m.evidence) for m in wrong):
+    claims = [m for m in wrong if not m.point_id or m.point_id == point.point_id]
+    if point.point_id in {m.point_id for m in wrong}:
+        return point.model_copy(update={"covered": 0.0, "evidence": ""})
+    if point.evidence and any(m.evidence and (m.evidence in point.evidence or point.evidence in m.evidence) for m in claims):
         return point.model_copy(update={"covered": 0.0, "evidence": ""})
     return point
 

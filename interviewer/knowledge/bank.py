@@ -109,15 +109,6 @@ class Misconception(BaseModel):
     source: str
 
 
-class FollowUp(BaseModel):
-    """A harder follow-up question (difficulty + 1) with its own small rubric."""
-
-    difficulty: int = Field(ge=1, le=4)
-    question: Text
-    note: str
-    rubric: list[KeyPoint] = Field(min_length=1)
-
-
 FORMULAS = ("kv_cache_bytes", "decode_step_lower_bound_s", "ridge_point", "pp_bubble_fraction",
             "ring_allreduce_bytes_per_gpu", "weights_kv_crossover_batch")
 
@@ -158,6 +149,25 @@ class NumericCheck(BaseModel):
         return float(getattr(numeric, self.formula)(**self.inputs))
 
 
+class FollowUp(BaseModel):
+    """A harder follow-up question (difficulty + 1) with its own small rubric."""
+
+    difficulty: int = Field(ge=1, le=4)
+    question: Text
+    note: str
+    rubric: list[KeyPoint] = Field(min_length=1)
+    numbers: list[NumericCheck] = Field(default_factory=list, description="computed numbers: one off by a known slip is wrong")
+
+
+def _check_numeric(check: NumericCheck, point_ids: set[str]) -> None:
+    if check.point not in point_ids:
+        raise ValueError(f"numeric.point {check.point!r} is not a rubric point")
+    try:
+        check.expected  # noqa: B018 - the formula must accept the inputs
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"numeric: {check.formula}({check.inputs}) fails: {exc}") from exc
+
+
 class Question(BaseModel):
     """One question of the bank."""
 
@@ -181,13 +191,9 @@ class Question(BaseModel):
         ids = [p.id for p in self.rubric]
         if len(ids) != len(set(ids)):
             raise ValueError(f"duplicate key point ids in rubric: {ids}")
-        if self.numeric is not None:
-            if self.numeric.point not in ids:
-                raise ValueError(f"numeric.point {self.numeric.point!r} is not a rubric point")
-            try:
-                self.numeric.expected  # noqa: B018 - the formula must accept the inputs
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"numeric: {self.numeric.formula}({self.numeric.inputs}) fails: {exc}") from exc
+        for check, points in [(self.numeric, self.rubric)] + [(c, f.rubric) for f in self.follow_ups for c in f.numbers]:
+            if check is not None:
+                _check_numeric(check, {p.id for p in points})
         return self
 
     @property
