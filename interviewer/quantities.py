@@ -242,6 +242,13 @@ def format_quantity(value: float, dimension: str) -> str:
     return f"{s}{sep}{table[i][1]}"
 
 
+def format_bytes_both(value: float) -> str:
+    """Bytes in binary units, with the decimal reading beside them: 1073741824 -> "1 GiB（1.07 GB）"."""
+    k = max(0, min(4, int(math.log(max(value, 1), 1024))))
+    binary = f"{_num(value / 1024 ** k)} {('B', 'KiB', 'MiB', 'GiB', 'TiB')[k]}"
+    return f"{binary}（{format_quantity(value, 'bytes')}）" if k else binary
+
+
 # ---------------------------------------------------------------- grading
 _FALLBACK = {"ratio": ("none",), "count": ("none",), "flops_per_byte": ("none",), "none": ("count", "ratio")}
 

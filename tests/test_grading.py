@@ -224,7 +224,7 @@ def test_the_number_is_checked_by_computation(answer, covered, says):
 
 
 FOLLOW_UP_SLIPS = [  # (follow-up, answer with a known slip, what the wrong claim names)
-    ("kv_cache/f1", "每个 token 的 KV 是 32 层 × 32 头 × 128 × 2 字节 ≈ 0.25 MB，2048 token 约 512 MB。", "忘了 K 和 V"),
+    ("kv_cache/f1", "每个 token 的 KV 是 32 层 × 32 头 × 128 × 2 字节 ≈ 0.25 MB，2048 token 约 512 MB。", "少乘了一个 2"),
     ("cot_long_output/f1", "每 token 2×32×32×128×2 = 512 KiB，16K 就是 8 GiB，40 GiB 只能放 5 条。", "忽略了 GQA"),
     ("long_context_cost_structure/f1", "70B 每 token 2×80×64×128×2 = 2.5 MiB，128K 一条就是 320 GiB。", "忽略了 GQA"),
     ("kv_cache_complexity/f2", "decode 是带宽瓶颈，每步读全部权重 27 GB，除以 2 TB/s 约 13 ms。", "FP32"),

@@ -140,8 +140,10 @@ def number_slips(target: Target, sents: list[at.Sentence]) -> list[Misconception
         slip = result.status == "off_by_factor" and result.factor_name in check.factors and result.quantity is not None
         if slip and not any(f.claim.endswith(f"：{result.factor_name}") for f in found):  # one slip, one wrong claim
             said = result.quantity.text.strip()
+            right = (numeric.format_bytes_both(check.expected) if check.dimension == "bytes"
+                     else numeric.format_quantity(check.expected, check.dimension))
             found.append(MisconceptionFound(
-                claim=f"{said}：{result.factor_name}", correction=f"应约为 {numeric.format_quantity(check.expected, check.dimension)}",
+                claim=f"{said}：{result.factor_name}", correction=f"应约为 {right}",
                 source=next(p.note for p in target.points if p.id == check.point),
                 evidence=next((s.raw for s in sents if said in s.raw), said)[:300], point_id=check.point))
     return found
