@@ -28,7 +28,6 @@ import numpy as np
 LINEARS = ("q", "k", "v", "ao", "fi", "fo")
 RANK, ALPHA = 16, 32
 FOLDS = 5
-SWAPPED = 400  # good answers put to another topic's question (``swapped_rows``)
 PARTS = os.environ.get("CROSS_PARTS", "")  # "0,1" (folds) and/or "final": fit only these; `merge` joins the parts
 
 
@@ -48,7 +47,7 @@ def export(out: Path) -> None:
     labelled = load_labelled()
     rows = ([dict(r, use="fit") for r in labelled if r["split"] == "dev"] + [dict(r, use="fit") for r in load_train()]
             + [dict(r, use="fit") for r in off_topic_rows()]  # the calibrator's, so their out-of-fold signal is theirs
-            + [dict(r, use="fit", id="more-" + r["id"]) for r in off_topic_rows(seed=1)] + swapped_rows()
+            + [dict(r, use="fit", id="more-" + r["id"]) for r in off_topic_rows(seed=1)]
             + [dict(r, use="measure") for r in labelled if r["split"] in ("heldout", "blind")])
     seqs = []
     for r in rows:
@@ -84,30 +83,6 @@ def export(out: Path) -> None:
 
 # ---------------------------------------------------------------- training (PyTorch, on the GPU machine; besides
 # PyTorch it needs only numpy: the modules it imports from interviewer/ import nothing else)
-
-def swapped_rows(n: int = SWAPPED, seed: int = 0) -> list[dict]:
-    """Good training answers (流畅, 基本) put to a question of another family of topics, labelled 不会: an answer is
-    graded for the question asked, however right it is for another (the off-topic cut from the notes teaches the
-    same for note prose; these teach it for answers in a candidate's voice, typed or spoken)."""
-    import random
-
-    from devtools.train_calibrator import load_train
-    from interviewer.grading.contract import target_ids
-    from interviewer.knowledge.bank import default_bank
-    from interviewer.knowledge.topics import family_of
-
-    bank = default_bank()
-    targets = [(tid, kind, family_of(q.topic)) for q in bank.values() if q.stage == "technical" and not q.variant_of
-               for tid, kind, _text in target_ids(q)]
-    rng = random.Random(seed)
-    rows = []
-    for r in rng.sample([r for r in load_train() if r["band"] in ("流畅", "基本")], n):
-        family = family_of(bank[(r.get("target_id") or r["question_id"]).split("/")[0]].topic)
-        tid, kind, _ = rng.choice([t for t in targets if t[2] not in (family, "ksana")])
-        rows.append({"id": f"swap-{r['id']}", "target_id": tid, "answer": r["answer"], "band": "不会", "split": "train",
-                     "target_kind": kind, "use": "fit"})
-    return rows
-
 
 def build_model(base: dict, torch):
     from interviewer.search.embedding import dequantize
