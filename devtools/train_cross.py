@@ -281,12 +281,10 @@ def fit(data_dir: Path, out: Path, epochs: int = 8, batch: int = 16, lr: float =
         arrays[name + ".a"] = lin.a.detach().cpu().numpy().astype(np.float16)
         arrays[name + ".b"] = (lin.bb.detach().cpu().numpy() * scale).astype(np.float16)
     np.savez_compressed(out / "cross.npz", **arrays)
-    if len(parts) < FOLDS + 1:
-        (out / "final.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
-        return
-    (out / "part-all.json").write_text(json.dumps(part), encoding="utf-8")
     (out / "final.json").write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
-    merge(data_dir, out)
+    if len(parts) == FOLDS + 1:  # the whole run: its folds are one part, joined as any run in parts is
+        (out / "part-all.json").write_text(json.dumps(part), encoding="utf-8")
+        merge(data_dir, out)
 
 
 def merge(data_dir: Path, out: Path) -> None:

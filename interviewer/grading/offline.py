@@ -134,11 +134,13 @@ def number_slips(target: Target, sents: list[at.Sentence]) -> list[Misconception
     claim quoting its sentence. A right number, a missing one or one off for no known reason changes nothing here
     (the points are graded by meaning)."""
     found: list[MisconceptionFound] = []
+    named: set[str] = set()  # one slip, one wrong claim (two checks can see the same slip)
     text = " ".join(s.raw for s in sents)
     for check in target.numbers if text else ():
         result = numeric.check_numeric(text, check.expected, check.dimension, check.tolerance, check.factors or None)
         slip = result.status == "off_by_factor" and result.factor_name in check.factors and result.quantity is not None
-        if slip and not any(f.claim.endswith(f"：{result.factor_name}") for f in found):  # one slip, one wrong claim
+        if slip and result.factor_name not in named:
+            named.add(result.factor_name)
             said = result.quantity.text.strip()
             right = (numeric.format_bytes_both(check.expected) if check.dimension == "bytes"
                      else numeric.format_quantity(check.expected, check.dimension))
@@ -327,10 +329,10 @@ def judge_number(check: NumericCheck, answer: str, points: list[PointResult]) ->
 
 def _not_evidence_of(point: PointResult, wrong: list[MisconceptionFound]) -> PointResult:
     """A sentence that states a wrong claim earns no point: it is never evidence for both."""
-    claims = [m for m in wrong if not m.point_id or m.point_id == point.point_id]
-    if point.point_id in {m.point_id for m in wrong}:
+    if point.point_id in {m.point_id for m in wrong}:  # a wrong number voids the point it answers, quoted or not
         return point.model_copy(update={"covered": 0.0, "evidence": ""})
-    if point.evidence and any(m.evidence and (m.evidence in point.evidence or point.evidence in m.evidence) for m in claims):
+    if point.evidence and any(m.evidence and (m.evidence in point.evidence or point.evidence in m.evidence)
+                              for m in wrong if not m.point_id):
         return point.model_copy(update={"covered": 0.0, "evidence": ""})
     return point
 
