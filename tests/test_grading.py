@@ -89,6 +89,16 @@ def test_misconception_is_found_with_correction_and_source():
     assert g.band != "流畅"
 
 
+@pytest.mark.parametrize("sentence, wrong", [
+    ("每 token 的 KV 大小 = 2×层数×头数×head_dim×字节数。", True),
+    ("Llama-2-7B 是 MHA，KV 头就是注意力头，每 token = 2×层数×头数×128×2 = 512 KiB。", False),
+    ("公式 2×layers×heads×head_dim×bytes，GQA 的话 heads 要换成 KV heads。", False),
+])
+def test_the_query_heads_formula_is_wrong_only_where_kv_heads_differ(sentence, wrong):
+    claims = {m.claim for m in grade_offline(KV, KV_FULL + " " + sentence).misconceptions}
+    assert any("heads 用注意力头数" in c for c in claims) is wrong
+
+
 def test_citations_point_to_missed_note_sections():
     g = grade_offline(KV, "KV Cache 就是缓存。")
     missed = {p.note for p in g.points if p.covered < 0.75}
@@ -355,3 +365,4 @@ def test_a_band_lifted_only_to_halting_does_not_say_the_meaning_is_all_there():
     halting = band_note("不会", "卡顿", 0, 80, False, "zh")
     assert "一部分意思" in halting and "意思讲到了" not in halting
     assert "part of the meaning" in band_note("不会", "卡顿", 0, 80, False, "en")
+

@@ -66,6 +66,29 @@ def test_a_missed_point_gets_a_cited_probe_from_the_notes(iv, shared_retriever):
     assert BANK["kv_cache"].reference_answer.zh[:40] not in follow[0]["content"]
 
 
+def test_a_closed_follow_up_shows_its_own_reference_never_its_question(iv):
+    from interviewer.grading.contract import TargetRef, reference_of
+    from interviewer.ui.render import closed_references
+
+    r, _ = _answer_intro(iv)
+    sid = r.session_id
+    while iv.state(sid)["current"]["question_id"] != "kv_cache":
+        iv.send(sid, "/skip")
+    iv.send(sid, "KV Cache 就是把 K 和 V 缓存起来，每一步只算新 token。", seconds=40)
+    assert iv.state(sid)["current"]["kind"] != "main"
+    iv.send(sid, "这个我不太清楚，大概和显存有关。", seconds=30)
+    while iv.state(sid)["current"]["question_id"] == "kv_cache":
+        iv.send(sid, "/skip")
+    state = iv.state(sid)
+    follow = [t for t in state["turns"] if t["thread"] == "kv_cache" and t["kind"] != "main" and t["answer"] != "/skip"]
+    assert follow, [(t["kind"], t["target_id"]) for t in state["turns"]]
+    shown = {text: label for refs in closed_references(state).values() for label, text in refs}
+    for t in follow:
+        own = reference_of(BANK, TargetRef.parse(t["target_id"]))
+        assert t["reference_answer"] == own and own not in (t["question"], BANK["kv_cache"].reference_answer.zh)
+        assert shown[own].startswith("参考要点") and not shown[own].startswith("参考答案")
+
+
 def test_commands_hint_ladder_rate_skip_and_end(iv):
     r, _ = _answer_intro(iv)
     sid = r.session_id
