@@ -365,4 +365,3 @@ def test_a_band_lifted_only_to_halting_does_not_say_the_meaning_is_all_there():
     halting = band_note("不会", "卡顿", 0, 80, False, "zh")
     assert "一部分意思" in halting and "意思讲到了" not in halting
     assert "part of the meaning" in band_note("不会", "卡顿", 0, 80, False, "en")
-

@@ -32,9 +32,9 @@ from interviewer.search.shipped import shipped_vectors
 
 SCORER = Path(__file__).with_name("scorer.json")
 SHIPPED_TEXTS = KNOWLEDGE_DIR / "vectors" / "bank-e5.npz"  # the bank's texts as the graders embed them (shipped)
-_ABOUT_A_NUMBER = r"(?![是要在有就约为]{0,2}\s*[~～≈]?\s*[\d一二两三四五六七八九十百千万])"  # "大概 128 KiB" rounds a number
-HEDGE = re.compile(r"好像|记不(太)?清|应该是|大概" + _ABOUT_A_NUMBER + r"|可能是?|不太确定|不确定|我猜|印象中|也许|似乎|估计"
-                   + _ABOUT_A_NUMBER + r"|maybe|probably|i think|not sure|i guess", re.I)
+# 大概 / 估计 right before a number round it ("大概 128 KiB"); they hedge only elsewhere ("大概是这样")
+HEDGE = re.compile(r"好像|记不(太)?清|应该是|(?:大概|估计)(?![是要在有就约为]{0,2}\s*[~～≈]?\s*[\d一二两三四五六七八九十百千万])"
+                   r"|可能是?|不太确定|不确定|我猜|印象中|也许|似乎|maybe|probably|i think|not sure|i guess", re.I)
 NEGATION = re.compile(r"不是|并非|并不|不会|没有|不能|不用|无需|不需要|而不是|not |isn'?t|doesn'?t|don'?t|never|no longer", re.I)
 FEATURES = ("cos_point", "cos_phrasing", "cos_question", "cos_point_x_lex", "groups", "all_groups", "bigram", "hedge",
             "negation", "short", "pair", "dont_know", "margin_question")
