@@ -93,9 +93,12 @@ def test_misconception_is_found_with_correction_and_source():
     ("每 token 的 KV 大小 = 2×层数×头数×head_dim×字节数。", True),
     ("Llama-2-7B 是 MHA，KV 头就是注意力头，每 token = 2×层数×头数×128×2 = 512 KiB。", False),
     ("公式 2×layers×heads×head_dim×bytes，GQA 的话 heads 要换成 KV heads。", False),
+    # the browser case: the model is named MHA one sentence before the formula
+    ("Llama-2-7B 是 MHA，KV 头就是 32 个注意力头。每 token KV = 2×层数×头数×head_dim×2 字节 = 512 KiB。", False),
+    ("Llama-3-8B 用了 GQA。每 token KV = 2×层数×头数×head_dim×字节数，算下来 512 KiB。", True),
 ])
 def test_the_query_heads_formula_is_wrong_only_where_kv_heads_differ(sentence, wrong):
-    claims = {m.claim for m in grade_offline(KV, KV_FULL + " " + sentence).misconceptions}
+    claims = {m.claim for m in grade_offline(KV, sentence + " " + KV_FULL).misconceptions}  # its context: itself, the one before
     assert any("heads 用注意力头数" in c for c in claims) is wrong
 
 

@@ -36,7 +36,7 @@ def registry_misconceptions() -> tuple[Misconception, ...]:
         facts: list[Fact] = load_facts()
     except Exception:  # a missing registry must not stop grading
         return ()
-    return tuple(Misconception(patterns=f.patterns, claim=f.claim, correction=f.correct, source=f.source)
+    return tuple(Misconception(patterns=f.patterns, claim=f.claim, correction=f.correct, source=f.source, unless=f.unless)
                  for f in facts if f.verdict != "confirmed")
 
 
@@ -118,9 +118,11 @@ def states(pattern: str, text: str) -> bool:
 
 def find_misconceptions(sents: list[at.Sentence], target: Target) -> list[MisconceptionFound]:
     found: list[MisconceptionFound] = []
+    contexts = [" ".join(t.raw for t in sents[max(0, i - 1):i + 1]) for i in range(len(sents))]  # "…是 MHA。2×层数×头数…"
     for m in (*target.misconceptions, *registry_misconceptions()):
-        for s in sents:
-            if any(states(p, s.clean) or states(p, s.raw) for p in m.patterns):
+        for s, context in zip(sents, contexts):
+            if any(states(p, s.clean) or states(p, s.raw) for p in m.patterns) \
+                    and not any(re.search(u, context, re.IGNORECASE) for u in m.unless):
                 if all(f.claim != m.claim for f in found):
                     found.append(MisconceptionFound(claim=m.claim, correction=m.correction, source=m.source,
                                                     evidence=s.raw[:300]))

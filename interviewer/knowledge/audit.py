@@ -37,7 +37,7 @@ def audit_text(name: str, text: str, facts: list[Fact]) -> list[Finding]:
     findings = []
     for n, line in enumerate(text.splitlines(), 1):
         for fact, patterns in compiled:
-            if any(p.search(line) for p in patterns):
+            if any(p.search(line) for p in patterns) and not any(re.search(u, line, re.IGNORECASE) for u in fact.unless):
                 findings.append(Finding(name, n, line.strip()[:300], fact.id, fact.claim, fact.verdict,
                                         fact.correct, fact.source))
     return findings

@@ -107,6 +107,7 @@ class Misconception(BaseModel):
     claim: str
     correction: str
     source: str
+    unless: Annotated[list[str], AfterValidator(_compile_all)] = []  # not a wrong claim where its context says this
 
 
 FORMULAS = ("kv_cache_bytes", "decode_step_lower_bound_s", "ridge_point", "pp_bubble_fraction",
@@ -207,6 +208,7 @@ class Fact(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     claim: str
     patterns: Patterns  # regexes that recognise the claim in free text
+    unless: Annotated[list[str], AfterValidator(_compile_all)] = []  # …not where its context (sentence and the one before, note line) says this
     verdict: Literal["confirmed", "corrected", "unsourced", "misleading"]
     correct: str = Field(description="the correct statement")
     source: str
