@@ -18,7 +18,7 @@ import numpy as np
 
 from devtools.evaluation import EVAL_DIR, PARTS, agreement, load_labelled
 from interviewer.bands import band_index, band_of
-from interviewer.grading import calibration
+from interviewer.grading import calibration, relevance
 from interviewer.grading.contract import Target
 from interviewer.grading.offline import judge_answer, penalised_score
 from interviewer.knowledge.bank import default_bank
@@ -67,6 +67,30 @@ def off_topic_rows(n: int = OFF_TOPIC_ROWS, seed: int = 0) -> list[dict]:
     return rows
 
 
+SWAPPED_ROWS = 500
+
+
+def swapped_rows(n: int = SWAPPED_ROWS, seed: int = 7) -> list[dict]:
+    """Training answers labelled above 不会 put to a target of another family of topics (never KsanaLLM's), labelled
+    不会: an answer is graded for the question asked, however right it is for another. Unlike ``off_topic_rows``
+    (note prose), these are in a candidate's voice, typed or spoken. Read by the off-topic gate's fit."""
+    import random
+
+    from interviewer.grading.contract import target_ids
+
+    bank = default_bank()
+    targets = [(tid, family_of(q.topic)) for q in bank.values() if q.stage == "technical" and not q.variant_of
+               for tid, _kind, _text in target_ids(q)]
+    rng = random.Random(seed)
+    rows = []
+    for r in rng.sample([r for r in load_train() if r["band"] != "不会"], n):
+        family = family_of(bank[(r.get("target_id") or r["question_id"]).split("/")[0]].topic)
+        tid, _family = rng.choice([t for t in targets if t[1] not in (family, "ksana")])
+        rows.append({"id": f"swap-{r['id']}", "target_id": tid, "answer": r["answer"], "band": "不会",
+                     "target_kind": "off_topic", "split": "train"})
+    return rows
+
+
 CROSS_OOF = EVAL_DIR / "grading" / "train" / "cross_oof.json"  # written by devtools/train_cross.py (on the GPU machine)
 
 
@@ -76,9 +100,12 @@ def cross_oof() -> dict[str, float]:
     return json.loads(CROSS_OOF.read_text(encoding="utf-8"))["oof"] if CROSS_OOF.exists() else {}
 
 
-def read_rows(rows: list[dict], oof: dict[str, float] | None = None) -> list[tuple[np.ndarray, str, list[str], bool]]:
-    """(signal vector, keyword band, flags, any wrong claim) of every row, as the grader reads it (the cross-encoder's
-    signal taken from ``oof`` where the row has one)."""
+Read = tuple[np.ndarray, str, list[str], bool, bool]
+
+
+def read_rows(rows: list[dict], oof: dict[str, float] | None = None) -> list[Read]:
+    """(signal vector, keyword band, flags, any wrong claim, off-topic) of every row, as the grader reads it (the
+    cross-encoder's signal taken from ``oof`` where the row has one)."""
     bank = default_bank()
     out = []
     at = calibration.FEATURES.index("cross")
@@ -88,12 +115,13 @@ def read_rows(rows: list[dict], oof: dict[str, float] | None = None) -> list[tup
         x = judged.signals.vector()
         if oof and r["id"] in oof:
             x[at] = oof[r["id"]]
-        out.append((x, band_of(penalised_score(judged.points, judged.wrong)), judged.reading.flags, bool(judged.wrong)))
+        out.append((x, band_of(penalised_score(judged.points, judged.wrong)), judged.reading.flags, bool(judged.wrong),
+                    relevance.off_topic(judged.signals.gate_vector())))
     return out
 
 
-def bands_of(cal: calibration.Calibrator, read: list[tuple[np.ndarray, str, list[str], bool]]) -> list[str]:
-    return [calibration.calibrated_band(cal, x, kw, flags, wrong) for x, kw, flags, wrong in read]
+def bands_of(cal: calibration.Calibrator, read: list[Read]) -> list[str]:
+    return [calibration.calibrated_band(cal, *r) for r in read]
 
 
 def choose_l2(x: np.ndarray, y: np.ndarray, sw: np.ndarray, folds: int = 6) -> tuple[float, dict]:

@@ -24,18 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from interviewer.bands import BANDS, THRESHOLDS, band_index
-from interviewer.grading import meaning
+from interviewer.grading import meaning, relevance
 from interviewer.grading.contract import Target, target_ids
-from interviewer.knowledge.bank import Question, default_bank
-from interviewer.knowledge.topics import family_of
+from interviewer.knowledge.bank import Question
 from interviewer.messages import say
 
 CALIBRATOR = Path(__file__).with_name("calibrator.json")
-# An answer about something else: closer to a question of another topic family than to its own by more than
-# OFF_TOPIC_MARGIN, and no point stated (keyword coverage below a third, the meaning scorer's best P below 0.3).
-# Chosen on the train split and on off-topic answers cut from the notes: catches 0.91 of those, and 0.029 of the
-# train split's on-topic answers labelled above 不会 (the blind split and eval's off-topic check were not used).
-OFF_TOPIC_MARGIN, OFF_TOPIC_COVERAGE, OFF_TOPIC_P = -0.01, 0.34, 0.3
 RELEVANT_P = 0.2  # a sentence whose best point P (meaning scorer) reaches this counts toward the answer's length
 MAX_SENTENCES = 24  # sentences read by meaning (e5 costs ≈15 ms each on 2 cores); a longer answer is read up to here
 FEATURES = ("kw_cov", "me_p", "me_cov", "n_wrong", "hedge_share", "hedge_any", "dont_know", "log_len", "rel_q",
@@ -66,6 +60,7 @@ class Signals:
     rel_reference: float  # … with the reference (or the points)
     topic_margin: float  # cosine with its own question minus the best cosine with a question of another topic family
     cross: float  # the cross-encoder's expected band, 0 (不会) – 3 (流畅) (``cross.py``)
+    map_margins: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # ``relevance.map_margins``: read by the off-topic gate only
 
     def vector(self) -> np.ndarray:
         w = self.weights / max(float(self.weights.sum()), 1e-9)
@@ -78,6 +73,11 @@ class Signals:
             float(self.parroting), float(self.kw_covered[heavy]), float(self.kw_covered.min()),
             float(self.me_probability.max()), float(self.me_probability.min()), self.kw_score / 100, self.me_score / 100,
             float(self.english), self.topic_margin, self.cross], dtype=np.float64)
+
+    def gate_vector(self) -> np.ndarray:
+        """What the off-topic gate reads (``relevance.GATE_FEATURES``)."""
+        x = dict(zip(FEATURES, self.vector()))
+        return np.array([x["topic_margin"], x["kw_cov"], x["max_p"], x["me_p"], x["dont_know"], *self.map_margins])
 
 
 @dataclass(frozen=True)
@@ -128,86 +128,31 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 4000, lr: fl
     return Calibrator(mean, scale, w, cuts)
 
 
-def answer_vector(span_vecs: np.ndarray, singles: int) -> np.ndarray | None:
-    """The answer as one unit vector: the mean of its sentence vectors (no second encoder run)."""
-    if singles == 0:
-        return None
-    v = span_vecs[:singles].mean(0)
-    return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
-def relevance(answer_vec: np.ndarray | None, texts: tuple[str, str]) -> tuple[float, float]:
-    """Cosines of the answer with the question and with the reference (each embedded once and cached)."""
-    if answer_vec is None:
-        return 0.0, 0.0
-    vecs = meaning.ENCODER.vectors([t[:500] or " " for t in texts], cache=True)
-    return float(vecs[0] @ answer_vec), float(vecs[1] @ answer_vec)
-
-
-def topic_questions() -> list[Question]:
-    return [q for q in default_bank().values() if q.stage in ("technical", "drill") and not q.variant_of]
-
-
 def rubric_texts(bank: dict[str, Question]) -> list[str]:
     """Every text the graders embed for the bank's targets (``cache=True``), so they can ship as vectors: each
     target's question, each point with its first phrasings, the reference the relevance signal reads, and each
     content question as the topic map reads it."""
-    out: list[str] = [question_text(q) for q in topic_questions()]
+    out: list[str] = [relevance.question_text(q) for q in relevance.topic_questions()]
     for q in bank.values():
         for tid, _kind, _text in target_ids(q):
             t = Target.of_ref(bank, tid)
-            out += [t.question[:500] or " ", (t.reference or " ".join(p.point for p in t.points))[:500] or " "]
-            for p in t.points:
-                out += [p.point, *p.phrasings[:4], t.question or p.point]
+            out += [*relevance.target_texts(t), *(t.question or p.point for p in t.points)]
     return list(dict.fromkeys(out))
-
-
-def question_text(q: Question) -> str:
-    """What stands for a bank question on the topic map: its text and the opening of its reference answer."""
-    return f"{q.question.zh} {q.reference_answer.zh[:200]}"
-
-
-@lru_cache(maxsize=1)
-def topic_map() -> tuple[dict[str, int], np.ndarray, tuple[str, ...]]:
-    """(question id → row, unit vectors, family per row) of the bank's content questions (their vectors ship in
-    ``knowledge/vectors/bank-e5.npz``; see ``rubric_texts``)."""
-    qs = topic_questions()
-    vecs = meaning.ENCODER.vectors([question_text(q) for q in qs], cache=True) if qs else np.zeros((0, 384))
-    return {q.id: i for i, q in enumerate(qs)}, vecs.astype(np.float64), tuple(family_of(q.topic) for q in qs)
-
-
-def topic_margin(answer_vec: np.ndarray | None, question_id: str, topic: str) -> float:
-    """How much closer the answer is to the question asked than to any question of another family of topics
-    (KsanaLLM's questions excluded: its source touches every topic). Negative: it reads as about something else."""
-    rows, vecs, families = topic_map()
-    own = rows.get(question_id)
-    if answer_vec is None or own is None:
-        return 0.0
-    cos = vecs @ answer_vec
-    family = family_of(topic)
-    others = [c for c, f in zip(cos, families) if f not in (family, "ksana")]
-    return float(cos[own] - max(others)) if others else 0.0
-
-
-def off_topic(x: np.ndarray) -> bool:
-    """The signal vector reads as an answer about another topic that states none of the points ("I don't know" is
-    not about another topic, however its few words happen to sit among the questions)."""
-    get = dict(zip(FEATURES, x))
-    return bool(get["topic_margin"] < OFF_TOPIC_MARGIN and get["kw_cov"] < OFF_TOPIC_COVERAGE and get["max_p"] < OFF_TOPIC_P
-                and not get["dont_know"])
 
 
 GAMING = {"injection", "keyword_list", "html"}
 
 
-def calibrated_band(calibrator: Calibrator, x: np.ndarray, keyword_band: str, flags: list[str], wrong: bool) -> str:
+def calibrated_band(calibrator: Calibrator, x: np.ndarray, keyword_band: str, flags: list[str], wrong: bool,
+                    about_else: bool = False) -> str:
     """The calibrator's band for signal vector ``x``, within the rules no model may break: an answer flagged for
     gaming (instructions, a bare keyword list, markup) or stating a wrong claim is never lifted above its keyword
-    reading (which caps a wrong claim at 卡顿), and an answer about another topic is 不会."""
+    reading (which caps a wrong claim at 卡顿), and an answer about another topic (``about_else``, the gate of
+    ``relevance.py``) is 不会."""
     band = BANDS[calibrator.band_index(x)]
     if (wrong or GAMING & set(flags)) and band_index(band) > band_index(keyword_band):
         return keyword_band
-    if off_topic(x):
+    if about_else:
         return "不会"
     return band
 

@@ -15,7 +15,7 @@ import numpy as np
 from interviewer import quantities as numeric
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
-from interviewer.grading import calibration, cross, meaning
+from interviewer.grading import calibration, cross, meaning, relevance
 from interviewer.grading.contract import Grade, MisconceptionFound, PointResult, Target
 from interviewer.knowledge.bank import REGEX_TERM, Fact, KeyPoint, Misconception, NumericCheck, load_facts
 from interviewer.knowledge.citation import Citation
@@ -264,9 +264,9 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
     note = judged.numeric_note
     if calibrator is not None and judged.signals is not None:
         x = judged.signals.vector()
-        keyword_band, band = band, calibration.calibrated_band(calibrator, x, band, flags, bool(wrong))
+        off_topic = relevance.off_topic(judged.signals.gate_vector())
+        keyword_band, band = band, calibration.calibrated_band(calibrator, x, band, flags, bool(wrong), off_topic)
         score = calibration.within_band(score, band)
-        off_topic = calibration.off_topic(x)
         flags = sorted({*flags, "off_topic"}) if off_topic else flags
         why = calibration.band_note(keyword_band, band, judged.signals.hedged, judged.signals.chars, off_topic, lang)
         note = " ".join(part for part in (note, why) if part)
@@ -306,8 +306,8 @@ def signals_of(target: Target, answer: str, reading: Reading, read: meaning.Mean
     relevant = [s for i, s in enumerate(reading.content[:read.singles])
                 if best[i] >= calibration.RELEVANT_P or any(judge_point(p, [s]).covered > 0 for p in target.points)]
     content = " ".join(s.raw for s in relevant)
-    answer_vec = calibration.answer_vector(read.vecs, read.singles)
-    rel_q, rel_ref = calibration.relevance(answer_vec, (target.question, target.reference or " ".join(p.point for p in target.points)))
+    answer_vec = relevance.answer_vector(read.vecs, read.singles)
+    rel_q, rel_ref = relevance.cosines(answer_vec, (target.question, target.reference or " ".join(p.point for p in target.points)))
     return calibration.Signals(
         kind=target.kind, weights=np.array([p.weight for p in keyword]), kw_covered=np.array([p.covered for p in keyword]),
         me_probability=np.array([pr for _, pr, _ in judged]), me_covered=np.array([p.covered for p in by_meaning_points]),
@@ -315,8 +315,8 @@ def signals_of(target: Target, answer: str, reading: Reading, read: meaning.Mean
         hedged=sum(1 for s in reading.content if meaning.HEDGE.search(s.raw)), sentences=len(reading.content),
         chars=len(content), dont_know="dont_know" in reading.flags, keyword_list="keyword_list" in reading.flags,
         parroting="parroting" in reading.flags, english=at.language(answer) == "en", rel_question=rel_q, rel_reference=rel_ref,
-        topic_margin=calibration.topic_margin(answer_vec, target.question_id, target.topic),
-        cross=cross.expected_band(target, answer))
+        topic_margin=relevance.topic_margin(answer_vec, target.question_id, target.topic), cross=cross.expected_band(
+            target, answer), map_margins=relevance.map_margins(read.vecs[:read.singles], answer_vec, target))
 
 
 def judge_number(check: NumericCheck, answer: str, points: list[PointResult]) -> tuple[list[PointResult], str]:
