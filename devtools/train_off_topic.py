@@ -41,7 +41,8 @@ def out_of_fold(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     idx = rng.permutation(len(y))
     scores = np.zeros(len(y))
     for part in np.array_split(idx, FOLDS):
-        gate = relevance.fit_gate(x[np.setdiff1d(idx, part)], y[np.setdiff1d(idx, part)])
+        rest = np.setdiff1d(idx, part)
+        gate = relevance.fit_gate(x[rest], y[rest])
         scores[part] = [gate.score(v) for v in x[part]]
     return scores
 

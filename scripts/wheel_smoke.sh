@@ -20,7 +20,8 @@ export INTERVIEWER_DATA_DIR="$work/data" GRADIO_ANALYTICS_ENABLED=False HF_HUB_O
 "$work/venv/bin/python" -c "from interviewer.grading.meaning import load_scorer; from interviewer.resources import KNOWLEDGE_DIR; \
 assert load_scorer() is not None, 'scorer.json not in the wheel'; assert '_bundled' in str(KNOWLEDGE_DIR), KNOWLEDGE_DIR; \
 from interviewer.grading.calibration import load_calibrator; from interviewer.grading.cross import load_cross; \
-assert load_calibrator() is not None, 'calibrator.json not in the wheel (or fitted on other signals)'; load_cross()"
+assert load_calibrator() is not None, 'calibrator.json not in the wheel (or fitted on other signals)'; load_cross(); \
+from interviewer.grading.relevance import load_gate; assert load_gate() is not None, 'off_topic.json not in the wheel'"
 port=$("$work/venv/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 INTERVIEWER_PORT=$port "$work/venv/bin/interviewer" serve > "$work/app.log" 2>&1 &
 app=$!
