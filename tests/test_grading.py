@@ -44,6 +44,15 @@ def test_keyword_list_earns_nothing():
     assert g.band == "不会" and "keyword_list" in g.flags
 
 
+def test_a_computation_sent_to_another_question_is_not_a_keyword_list():
+    """A KV-size computation answers the wrong question (不会), but it is no bare list of terms: the card must not say
+    "只列关键词" to a candidate who worked a number out."""
+    answer = "2×层数×KV 头数×head_dim×2 字节；32 层、32 个 KV 头、head_dim 128、FP16、4096 token、一共约 2 GiB"
+    g = grade_offline(Target.of_ref(BANK, "paged_attention"), answer)
+    assert "keyword_list" not in g.flags, g.flags
+    assert g.band == "不会"
+
+
 def test_repeating_the_question_earns_nothing():
     g = grade_offline(KV, f"{KV.question} 嗯，这个问题就是问{KV.question}")
     assert g.band == "不会"

@@ -86,7 +86,7 @@ def test_a_closed_follow_up_shows_its_own_reference_never_its_question(iv):
     for t in follow:
         own = reference_of(BANK, TargetRef.parse(t["target_id"]))
         assert t["reference_answer"] == own and own not in (t["question"], BANK["kv_cache"].reference_answer.zh)
-        assert shown[own].startswith("参考要点")
+        assert shown[own].startswith("参考要点（题目：")  # the question is named as the question, never as the answer
 
 
 def test_commands_hint_ladder_rate_skip_and_end(iv):

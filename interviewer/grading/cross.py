@@ -31,9 +31,15 @@ def context_text(target: Target) -> str:
     return f"{target.question} 要点：" + "；".join(p.point for p in target.points)
 
 
+@lru_cache(maxsize=512)
+def _context_ids(tokenizer, context: str) -> tuple[int, ...]:
+    """A target's side of the pair, tokenised once (every answer to the target shares it)."""
+    return tuple(tokenizer.encode("query: " + context)[:CONTEXT_TOKENS])
+
+
 def pair_ids(tokenizer, bos: int, eos: int, context: str, answer: str) -> np.ndarray:
     """``<s> query: context </s></s> passage: answer </s>``, each side cut to its budget (XLM-R's pair layout)."""
-    c = tokenizer.encode("query: " + context)[:CONTEXT_TOKENS]
+    c = _context_ids(tokenizer, context)
     a = tokenizer.encode("passage: " + (answer.strip() or " "))[:ANSWER_TOKENS]
     return np.array([bos, *c, eos, eos, *a, eos], dtype=np.int64)
 

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
+from interviewer.grading.claims import find_misconceptions
 from interviewer.grading.contract import Grade, PointResult, Target
 from interviewer.grading.meaning import load_scorer
-from interviewer.grading.offline import Reading, find_misconceptions, finish, penalised_score, point_span_features, read_answer
+from interviewer.grading.offline import Reading, finish, penalised_score, point_span_features, read_answer
 from interviewer.messages import language_name
 from interviewer.models import bounded
 

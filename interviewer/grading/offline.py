@@ -1,7 +1,6 @@
 """The offline rubric grader (no model): decides each key point from the answer's own sentences (concept-group
-keywords, phrasing similarity), finds wrong claims with the question's misconceptions and the fact registry,
-and caps gaming (instructions to the grader, bare keyword lists, parroting). Also owns the score formula and
-the feedback text every grader shares.
+keywords, phrasing similarity, meaning), takes the wrong claims ``claims.py`` finds, and caps gaming (instructions to
+the grader, bare keyword lists, parroting). Also owns the score formula and the feedback text every grader shares.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ import numpy as np
 from interviewer import quantities as numeric
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
-from interviewer.grading import calibration, cross, meaning, relevance
+from interviewer.grading import calibration, claims, cross, meaning, relevance
 from interviewer.grading.contract import Grade, MisconceptionFound, PointResult, Target
-from interviewer.knowledge.bank import REGEX_TERM, Fact, KeyPoint, Misconception, NumericCheck, load_facts
+from interviewer.knowledge.bank import REGEX_TERM, KeyPoint, NumericCheck
 from interviewer.knowledge.citation import Citation
 from interviewer.messages import say
 
@@ -29,28 +28,22 @@ PHRASING_MATCH = 0.55  # character-bigram similarity with an authored phrasing
 SCORE_POWER = 0.85  # score = 100 × coverage^power
 
 
-@lru_cache(maxsize=1)
-def registry_misconceptions() -> tuple[Misconception, ...]:
-    """Wrong claims from the fact registry (every verdict except confirmed)."""
-    try:
-        facts: list[Fact] = load_facts()
-    except Exception:  # a missing registry must not stop grading
-        return ()
-    return tuple(Misconception(patterns=f.patterns, claim=f.claim, correction=f.correct, source=f.source, unless=f.unless)
-                 for f in facts if f.verdict != "confirmed")
-
-
 # ---------------------------------------------------------------- offline rubric grader
 
-def _term_in(term: str, text: str) -> bool:
+@lru_cache(maxsize=16384)
+def _term_form(term: str) -> str | re.Pattern:
+    """A rubric term as matched: its clean text, or a whole-word pattern for a short ASCII word ("" never matches)."""
     if term.startswith(REGEX_TERM):  # a pattern term only counts where quality points read the answer as written
-        return False
+        return ""
     term = at.clean_text(term)
-    if not term:
-        return False
     if term.isascii() and re.fullmatch(r"[a-z0-9_.+-]+", term) and len(term) <= 4:
-        return re.search(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])", text) is not None
-    return term in text
+        return re.compile(rf"(?<![a-z0-9]){re.escape(term)}(?![a-z0-9])")
+    return term
+
+
+def _term_in(term: str, text: str) -> bool:
+    form = _term_form(term)
+    return bool(form) and form in text if isinstance(form, str) else form.search(text) is not None
 
 
 def _groups_matched(point: KeyPoint, text: str) -> float:
@@ -59,10 +52,10 @@ def _groups_matched(point: KeyPoint, text: str) -> float:
 
 
 def _phrasing_similarity(point: KeyPoint, text: str) -> float:
-    best = 0.0
+    best, b = 0.0, at.bigrams(text)
     for p in [point.point, point.point_en, *point.phrasings]:
         if p:
-            a, b = at.bigrams(p), at.bigrams(text)
+            a = at.bigrams(p)
             if a and b:
                 best = max(best, 2 * len(a & b) / (len(a) + len(b)) * min(1.0, len(b) / max(1, len(a))) ** 0.25)
     return best
@@ -106,51 +99,6 @@ def judge_quality(point: KeyPoint, sents: list[at.Sentence]) -> PointResult:
     covered = min(1.0, len(found) / point.examples_needed)
     return PointResult(point_id=point.id, point=point.point, covered=round(covered, 2),
                        evidence=" … ".join(evidence)[:300] if covered else "", note=point.note, weight=point.weight)
-
-
-NEGATED = re.compile(r"(不是|并非|并不|而不是|不在于|不会|没有|并没有|不等于|不能说|\bnot|isn'?t|doesn'?t|rather than)\W{0,2}\w{0,3}\W{0,2}$", re.I)
-
-
-def states(pattern: str, text: str) -> bool:
-    """``text`` asserts what ``pattern`` matches: a match right after a negation ("不是减少 FLOPs") denies it."""
-    return any(not NEGATED.search(text[max(0, m.start() - 14):m.start()]) for m in re.finditer(pattern, text, re.IGNORECASE))
-
-
-def find_misconceptions(sents: list[at.Sentence], target: Target) -> list[MisconceptionFound]:
-    found: list[MisconceptionFound] = []
-    contexts = [" ".join(t.raw for t in sents[max(0, i - 1):i + 1]) for i in range(len(sents))]  # "…是 MHA。2×层数×头数…"
-    for m in (*target.misconceptions, *registry_misconceptions()):
-        for s, context in zip(sents, contexts):
-            if any(states(p, s.clean) or states(p, s.raw) for p in m.patterns) \
-                    and not any(re.search(u, context, re.IGNORECASE) for u in m.unless):
-                if all(f.claim != m.claim for f in found):
-                    found.append(MisconceptionFound(claim=m.claim, correction=m.correction, source=m.source,
-                                                    evidence=s.raw[:300]))
-                break
-    return found
-
-
-def number_slips(target: Target, sents: list[at.Sentence]) -> list[MisconceptionFound]:
-    """The numbers a follow-up asks for, computed: the candidate's number closest to the right one, when it is off
-    by one of the check's known slips (a forgotten factor 2 for K and V, query heads taken for KV heads), is a wrong
-    claim quoting its sentence. A right number, a missing one or one off for no known reason changes nothing here
-    (the points are graded by meaning)."""
-    found: list[MisconceptionFound] = []
-    named: set[str] = set()  # one slip, one wrong claim (two checks can see the same slip)
-    text = " ".join(s.raw for s in sents)
-    for check in target.numbers if text else ():
-        result = numeric.check_numeric(text, check.expected, check.dimension, check.tolerance, check.factors or None)
-        slip = result.status == "off_by_factor" and result.factor_name in check.factors and result.quantity is not None
-        if slip and result.factor_name not in named:
-            named.add(result.factor_name)
-            said = result.quantity.text.strip()
-            right = (numeric.format_bytes_both(check.expected) if check.dimension == "bytes"
-                     else numeric.format_quantity(check.expected, check.dimension))
-            found.append(MisconceptionFound(
-                claim=f"{said}：{result.factor_name}", correction=f"应约为 {right}",
-                source=next(p.note for p in target.points if p.id == check.point),
-                evidence=next((s.raw for s in sents if said in s.raw), said)[:300], point_id=check.point))
-    return found
 
 
 def point_span_features(target: Target, point: KeyPoint, reading: Reading,
@@ -207,7 +155,7 @@ def read_answer(answer: str, target: Target) -> Reading:
         else:
             content.append(s)
     text = " ".join(s.raw for s in content)
-    if content and target.numeric is None and not at.computes(text, target.question) and at.looks_like_keyword_list(text):
+    if content and target.numeric is None and at.looks_like_keyword_list(text):
         flags.append("keyword_list")
     if at.says_dont_know(answer):
         flags.append("dont_know")
@@ -229,7 +177,7 @@ def judge_answer(target: Target, answer: str, scorer: meaning.Scorer | None = No
     """The points (from the rubric's words and phrasings, or by meaning given a ``scorer``) and wrong claims; with
     ``signals``, also the answer-level signals the calibrator reads (this runs the e5 encoder)."""
     reading = read_answer(answer, target)
-    wrong = find_misconceptions(reading.content, target) + number_slips(target, reading.content)
+    wrong = claims.find_misconceptions(reading.content, target) + claims.number_slips(target, reading.content)
     keyword = [judge_quality(p, reading.content) if p.examples_needed else judge_point(p, reading.content) for p in target.points]
     points, numeric_note = settle_points(target, answer, reading, keyword, wrong)
     by_meaning = scorer or (meaning.load_scorer() if signals else None)

@@ -114,7 +114,7 @@ def _references(turns: list[dict], indexes: list[int]) -> list[tuple[str, str]]:
     for i in indexes:
         t = turns[i]
         label = "参考答案" if t.get("kind") == "main" else "参考要点"
-        refs.append((f"{label}：{short(t.get('question', ''))}", t.get("reference_answer", "")))
+        refs.append((f"{label}（题目：{short(t.get('question', ''))}）", t.get("reference_answer", "")))  # never read as the answer
     return refs
 
 

@@ -1,0 +1,99 @@
+"""Wrong claims in an answer: the question's misconceptions and the fact registry's wrong claims, matched per
+sentence with negation handled ("不是减少 FLOPs" denies the claim) and ``unless`` contexts; and the slips in a number a
+follow-up asks for (a forgotten factor 2, query heads for KV heads), checked against the number computed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from interviewer import quantities as numeric
+from interviewer.grading import answer_text as at
+from interviewer.grading.contract import MisconceptionFound, Target
+from interviewer.knowledge.bank import Fact, Misconception, load_facts
+
+
+@lru_cache(maxsize=1)
+def registry_misconceptions() -> tuple[Misconception, ...]:
+    """Wrong claims from the fact registry (every verdict except confirmed)."""
+    try:
+        facts: list[Fact] = load_facts()
+    except Exception:  # a missing registry must not stop grading
+        return ()
+    return tuple(Misconception(patterns=f.patterns, claim=f.claim, correction=f.correct, source=f.source, unless=f.unless)
+                 for f in facts if f.verdict != "confirmed")
+
+
+NEGATED = re.compile(r"(不是|并非|并不|而不是|不在于|不会|没有|并没有|不等于|不能说|\bnot|isn'?t|doesn'?t|rather than)\W{0,2}\w{0,3}\W{0,2}$", re.I)
+
+
+def states(pattern: str, text: str) -> bool:
+    """``text`` asserts what ``pattern`` matches: a match right after a negation ("不是减少 FLOPs") denies it."""
+    return any(not NEGATED.search(text[max(0, m.start() - 14):m.start()]) for m in re.finditer(pattern, text, re.IGNORECASE))
+
+
+@lru_cache(maxsize=4096)
+def required_literals(pattern: str) -> tuple[str, ...]:
+    """Literal runs that every match of ``pattern`` contains (from its top-level sequence: lookarounds, groups,
+    branches and repeats end a run), lower-cased; () when the pattern cannot be read this way (no prefilter then)."""
+    try:
+        from re import _parser
+
+        parsed = _parser.parse(pattern, re.IGNORECASE)
+    except Exception:  # a private parser: when it moves, every pattern is simply tried
+        return ()
+    runs, run = [], ""
+    for op, arg in [*parsed, (None, None)]:
+        if op is _parser.LITERAL:
+            run += chr(arg)
+        elif run:
+            runs.append(folded(run))
+            run = ""
+    return tuple(runs)
+
+
+def folded(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def find_misconceptions(sents: list[at.Sentence], target: Target) -> list[MisconceptionFound]:
+    """The wrong claims the answer states: a misconception's pattern in a sentence, not negated, and none of its
+    ``unless`` contexts in that sentence or the one before. One finding per claim, quoting its first sentence."""
+    found: list[MisconceptionFound] = []
+    contexts = [" ".join(t.raw for t in sents[max(0, i - 1):i + 1]) for i in range(len(sents))]  # "…是 MHA。2×层数×头数…"
+    whole = folded("\n".join(f"{s.clean}\n{s.raw}" for s in sents))  # a pattern missing a literal of its own is skipped
+    for m in (*target.misconceptions, *registry_misconceptions()):
+        live = [p for p in m.patterns if all(lit in whole for lit in required_literals(p))]
+        for s, context in zip(sents, contexts) if live else ():
+            if any(states(p, s.clean) or states(p, s.raw) for p in live) \
+                    and not any(re.search(u, context, re.IGNORECASE) for u in m.unless):
+                if all(f.claim != m.claim for f in found):
+                    found.append(MisconceptionFound(claim=m.claim, correction=m.correction, source=m.source,
+                                                    evidence=s.raw[:300]))
+                break
+    return found
+
+
+def number_slips(target: Target, sents: list[at.Sentence]) -> list[MisconceptionFound]:
+    """The numbers a follow-up asks for, computed: the candidate's number closest to the right one, when it is off
+    by one of the check's known slips (a forgotten factor 2 for K and V, query heads taken for KV heads), is a wrong
+    claim quoting its sentence. A right number, a missing one or one off for no known reason changes nothing here
+    (the points are graded by meaning)."""
+    found: list[MisconceptionFound] = []
+    named: set[str] = set()  # one slip, one wrong claim (two checks can see the same slip)
+    text = " ".join(s.raw for s in sents)
+    for check in target.numbers if text else ():
+        result = numeric.check_numeric(text, check.expected, check.dimension, check.tolerance, check.factors or None)
+        slip = result.status == "off_by_factor" and result.factor_name in check.factors and result.quantity is not None
+        if slip and result.factor_name not in named:
+            named.add(result.factor_name)
+            said = result.quantity.text.strip()
+            right = (numeric.format_bytes_both(check.expected) if check.dimension == "bytes"
+                     else numeric.format_quantity(check.expected, check.dimension))
+            found.append(MisconceptionFound(
+                claim=f"{said}：{result.factor_name}", correction=f"应约为 {right}",
+                source=next(p.note for p in target.points if p.id == check.point),
+                evidence=next((s.raw for s in sents if said in s.raw), said)[:300], point_id=check.point))
+    return found
