@@ -43,3 +43,32 @@ def test_required_literals_reads_a_pattern():
     assert claims.required_literals(r"vLLM\s*(?:最早)?提出了?连续批处理") == ("vllm", "提出", "连续批处理")
     assert claims.required_literals(r"(?:a|b)c") == ("c",)
     assert claims.required_literals(r"x(") == ()  # unreadable: no prefilter
+
+
+def _kv_claims(answer: str) -> list[str]:
+    from interviewer.grading.contract import Target
+    from interviewer.grading.offline import read_answer
+
+    target = Target.of_question(default_bank()["kv_cache"])
+    return [m.claim for m in claims.kv_size_slips(read_answer(answer, target).content)]
+
+
+def test_a_named_models_per_token_kv_off_by_a_known_slip_is_a_wrong_claim():
+    assert "少乘了一个 2" in " ".join(_kv_claims("以 Llama-2-7B 为例，每个 token 的 KV 是 32×32×128×2 字节 = 256 KiB。"))
+    assert "query 头" in " ".join(_kv_claims("Llama-3-8B 每个 token 的 KV 大概 512 KiB。"))
+    assert _kv_claims("Llama-2-7B.\nPer-token KV is 0.25 MB, so 2K tokens is 512 MB.")  # named in the sentence before
+
+
+def test_a_right_or_qualified_per_token_kv_is_no_claim():
+    for answer in ("Llama-2-7B 每 token KV 512 KiB，2048 token 约 1 GiB。",
+                   "Llama-2-7B 每个 token 大约 0.5 MB 的 KV。",
+                   "Llama-3-8B 用 FP8 KV 时每 token 64 KiB。",  # an 8-bit cache halves it: right
+                   "Llama-2-7B 在 TP=2 下每张卡每 token 256 KiB。",  # one GPU's share
+                   "DeepSeek-V3 每 token 每层只有 1152 字节。",  # one layer
+                   "每个 token 256 KiB 的 KV。",  # no model named: nothing to check against
+                   "Llama-2-7B 每 token 要 300 KiB。"):  # wrong for no known reason: left to the points
+        assert not _kv_claims(answer), answer
+
+
+def test_the_model_named_in_the_sentence_is_the_one_checked():
+    assert not _kv_claims("Llama-3-8B 每 token 128 KiB。顺带说一下 MLA 不能这么算，DeepSeek-V3 存的是潜向量，每 token 大概 68.6 KiB。")

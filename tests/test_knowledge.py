@@ -149,3 +149,16 @@ def test_retrieval_targets_enforce_the_seed_notes_and_report_the_v2_notes():
     assert check_targets(report(0.94, 0.99), targets) == ["retrieval hit_at_5 0.94 < 0.95"]
     enforced = {**targets, "retrieval_v2": {**targets["retrieval_v2"], "enforced": True}}
     assert check_targets(report(0.96, 0.90), enforced) == ["retrieval v2 notes hit_at_5 0.9 < 0.95 (issue 15)"]
+
+
+def test_kv_size_registry_loads_and_agrees_with_the_formula():
+    """Every model's per-token KV carries its source, and the 16-bit sizes are the formula's (2 × layers × KV heads ×
+    head_dim × 2 B; MLA: layers × 576 × 2 B)."""
+    from interviewer.knowledge.kv_sizes import load_kv_sizes
+
+    sizes = {kv.model: kv for kv in load_kv_sizes()}
+    assert all(kv.source and kv.slips for kv in sizes.values())
+    assert sizes["Llama-2-7B"].bytes == 2 * 32 * 32 * 128 * 2
+    assert sizes["LLaMA-13B"].bytes == 2 * 40 * 5120 * 2
+    assert sizes["Llama-3-8B"].bytes == 2 * 32 * 8 * 128 * 2
+    assert sizes["DeepSeek-V3"].bytes == 61 * (512 + 64) * 2

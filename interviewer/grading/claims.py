@@ -1,6 +1,7 @@
 """Wrong claims in an answer: the question's misconceptions and the fact registry's wrong claims, matched per
 sentence with negation handled ("不是减少 FLOPs" denies the claim) and ``unless`` contexts; and the slips in a number a
-follow-up asks for (a forgotten factor 2, query heads for KV heads), checked against the number computed.
+follow-up asks for (a forgotten factor 2, query heads for KV heads), checked against the number computed, and in a
+named model's per-token KV size, whatever the question (``knowledge/kv_sizes.yaml``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from interviewer import quantities as numeric
 from interviewer.grading import answer_text as at
 from interviewer.grading.contract import MisconceptionFound, Target
 from interviewer.knowledge.bank import Fact, Misconception, load_facts
+from interviewer.knowledge.kv_sizes import load_kv_sizes
 
 
 @lru_cache(maxsize=1)
@@ -96,4 +98,30 @@ def number_slips(target: Target, sents: list[at.Sentence]) -> list[Misconception
                 claim=f"{said}：{result.factor_name}", correction=f"应约为 {right}",
                 source=next(p.note for p in target.points if p.id == check.point),
                 evidence=next((s.raw for s in sents if said in s.raw), said)[:300], point_id=check.point))
+    return found
+
+
+PER_TOKEN = re.compile(r"每\s*(?:个|一个)?\s*token|单个\s*token|一个\s*token|per[- ]token|/\s*token|each token", re.I)
+NOT_16_BIT = re.compile(r"fp8|int8|int4|fp32|float32|e4m3|[48]\s*-?\s*bit|每层|per[- ]layer|每(?:张)?卡|per[- ]gpu|/\s*卡|tp\s*=?\s*\d",
+                        re.I)
+
+
+def kv_size_slips(sents: list[at.Sentence]) -> list[MisconceptionFound]:
+    """A per-token KV size stated for a model of the registry (named in the sentence, else in the one before) that is off
+    by one of that model's known slips is a wrong claim quoting its sentence. A right size, or one off for no known
+    reason, changes nothing; sentences about 8-bit or 32-bit caches, one layer or one GPU are not read."""
+    found: list[MisconceptionFound] = []
+    for i, s in enumerate(sents):
+        if not PER_TOKEN.search(s.raw) or NOT_16_BIT.search(s.raw):
+            continue
+        named = [kv for kv in load_kv_sizes() if re.search(kv.names, s.raw, re.IGNORECASE)] or \
+            [kv for kv in load_kv_sizes() if i and re.search(kv.names, sents[i - 1].raw, re.IGNORECASE)]
+        for kv in named:
+            result = numeric.check_numeric(s.raw, kv.bytes, "bytes", 0.1, kv.slips)
+            if result.status == "off_by_factor" and result.factor_name in kv.slips and result.quantity is not None:
+                found.append(MisconceptionFound(
+                    claim=f"{kv.model} 每 token KV {result.quantity.text.strip()}：{result.factor_name}",
+                    correction=f"{kv.model} 每 token KV 应约为 {numeric.format_bytes_both(kv.bytes)}", source=kv.source,
+                    evidence=s.raw[:300]))
+                break
     return found
