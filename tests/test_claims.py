@@ -72,3 +72,26 @@ def test_a_right_or_qualified_per_token_kv_is_no_claim():
 
 def test_the_model_named_in_the_sentence_is_the_one_checked():
     assert not _kv_claims("Llama-3-8B 每 token 128 KiB。顺带说一下 MLA 不能这么算，DeepSeek-V3 存的是潜向量，每 token 大概 68.6 KiB。")
+
+
+def _formula_claims(answer: str) -> list[str]:
+    from interviewer.grading.contract import Target
+    from interviewer.grading.offline import read_answer
+
+    target = Target.of_question(default_bank()["kv_cache"])
+    return [m.claim for m in claims.kv_formula_slips(read_answer(answer, target).content)]
+
+
+def test_a_per_token_kv_product_without_the_k_v_two_is_a_wrong_claim():
+    assert _formula_claims("每个 token 的 KV 就是层数乘 hidden 乘 2 字节，40 乘 5120 乘 2，大概 400KB 一个 token。")
+    assert _formula_claims("每个 token 的 KV = 层数 × hidden × 2 字节。比如 7B 就是 32×4096×2，大概 256KB。")  # KV per token said before
+    assert _formula_claims("每 token KV = 32 × 8 × 128 × 2 = 64 KiB。")
+
+
+def test_a_right_or_other_product_is_no_kv_formula_claim():
+    for answer in ("每 token KV = 2×32×4096×2 = 512 KiB。",
+                   "每个 token 的 KV：2×32×4096 = 262144 个元素，乘 2 字节是 512 KiB。",  # elements first, then bytes
+                   "MLA 每 token 61 × 576 × 2 = 70,272 B。",  # one latent: no K/V pair
+                   "FP8 KV 下每 token 2 × 32 × 8 × 128 = 64 KiB。",  # one byte per element
+                   "TP 每次 all-reduce 是 32×4096×2 B = 256 KiB。"):  # activations, not KV per token
+        assert not _formula_claims(answer), answer

@@ -10,6 +10,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+import numpy as np
+
 from interviewer import quantities as numeric
 from interviewer.grading import answer_text as at
 from interviewer.grading.contract import MisconceptionFound, Target
@@ -124,4 +126,37 @@ def kv_size_slips(sents: list[at.Sentence]) -> list[MisconceptionFound]:
                     correction=f"{kv.model} 每 token KV 应约为 {numeric.format_bytes_both(kv.bytes)}", source=kv.source,
                     evidence=s.raw[:300]))
                 break
+    return found
+
+
+PRODUCT = re.compile(r"\d+(?:\.\d+)?(?:\s*(?:×|\*|x|乘以?)\s*\d+(?:\.\d+)?){2,}", re.I)
+KV_WORDS = re.compile(r"kv|k\s*[/、和与]\s*v|键值", re.I)
+LATENT = re.compile(r"mla|576|潜向量|latent|kv_lora", re.I)
+NO_KV_TWO = "少乘了 K、V 两份的 2"
+
+
+def kv_formula_slips(sents: list[at.Sentence]) -> list[MisconceptionFound]:
+    """A per-token KV worked out as a product of the model's numbers with a single factor 2 (the bytes of a 16-bit
+    element) and no second one for K and V — "40 × 5120 × 2，大概 400KB 一个 token" — when the sentence states that
+    product in bytes (not twice it). The sentence and the one before must speak of KV per token; MLA's single latent,
+    8-bit or 32-bit caches, one layer or one GPU are not read."""
+    found: list[MisconceptionFound] = []
+    for i, s in enumerate(sents):
+        window = " ".join(t.raw for t in sents[max(0, i - 1):i + 1])
+        if not (KV_WORDS.search(window) and PER_TOKEN.search(window)) or NOT_16_BIT.search(window) or LATENT.search(window):
+            continue
+        for m in PRODUCT.finditer(s.raw):
+            factors = [float(f) for f in re.findall(r"\d+(?:\.\d+)?", m.group(0))]
+            rest = sorted(f for f in factors if f != 2)
+            if factors.count(2) != 1 or len(rest) < 2 or rest[-1] < 64 or rest[-2] < 8 or {1, 4} & set(rest):
+                continue
+            product = 2 * float(np.prod(rest))
+            result = numeric.check_numeric(s.raw[m.end():], 2 * product, "bytes", 0.1, {NO_KV_TWO: 0.5})
+            if result.status == "off_by_factor" and result.factor_name == NO_KV_TWO and result.quantity is not None:
+                found.append(MisconceptionFound(
+                    claim=f"每 token KV {m.group(0)} = {result.quantity.text.strip()}：{NO_KV_TWO}",
+                    correction=f"每 token KV = 2（K 和 V）× 层数 × KV 头数 × head_dim × 每元素字节数，这里约为 "
+                               f"{numeric.format_bytes_both(2 * product)}", source="facts-zh §E.4（KV 公式）",
+                    evidence=s.raw[:300]))
+                return found
     return found
