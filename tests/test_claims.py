@@ -95,3 +95,19 @@ def test_a_right_or_other_product_is_no_kv_formula_claim():
                    "FP8 KV 下每 token 2 × 32 × 8 × 128 = 64 KiB。",  # one byte per element
                    "TP 每次 all-reduce 是 32×4096×2 B = 256 KiB。"):  # activations, not KV per token
         assert not _formula_claims(answer), answer
+
+
+def test_tp_placed_across_nodes_is_a_wrong_claim_but_its_cost_explained_is_not():
+    from interviewer.grading.contract import Target
+    from interviewer.grading.offline import read_answer
+
+    target = Target.of_question(default_bank()["tp_vs_pp"])
+
+    def wrong(answer: str) -> list[str]:
+        return [m.claim for m in claims.find_misconceptions(read_answer(answer, target).content, target)]
+
+    assert "TP 适合跨机高效部署" in wrong("我理解是 PP 放机内、TP 放跨机吧，PP 同步更频繁。")
+    assert "TP 适合跨机高效部署" in wrong("跨机的话就用 TP，机内用 PP。")
+    for right in ("机内用 TP，跨机用 PP。", "跨机做 TP，每层前向要 2 次 all-reduce，所以代价很高。",
+                  "如果 TP 放跨机，每层两次 all-reduce 会很慢。", "比较「跨机用 TP」和「跨机用 PP」的通信量。"):
+        assert "TP 适合跨机高效部署" not in wrong(right), right
