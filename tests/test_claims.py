@@ -111,3 +111,7 @@ def test_tp_placed_across_nodes_is_a_wrong_claim_but_its_cost_explained_is_not()
     for right in ("机内用 TP，跨机用 PP。", "跨机做 TP，每层前向要 2 次 all-reduce，所以代价很高。",
                   "如果 TP 放跨机，每层两次 all-reduce 会很慢。", "比较「跨机用 TP」和「跨机用 PP」的通信量。"):
         assert "TP 适合跨机高效部署" not in wrong(right), right
+
+
+def test_one_model_one_claim():
+    assert len(_kv_claims("Llama-2-7B 每 token KV 256 KiB。所以 Llama-2-7B 每个 token 就是 256 KiB，2K 是 512 MiB。")) == 1

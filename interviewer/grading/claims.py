@@ -1,7 +1,8 @@
 """Wrong claims in an answer: the question's misconceptions and the fact registry's wrong claims, matched per
 sentence with negation handled ("不是减少 FLOPs" denies the claim) and ``unless`` contexts; and the slips in a number a
-follow-up asks for (a forgotten factor 2, query heads for KV heads), checked against the number computed, and in a
-named model's per-token KV size, whatever the question (``knowledge/kv_sizes.yaml``).
+follow-up asks for (a forgotten factor 2, query heads for KV heads), checked against the number computed; and, whatever
+the question, in a per-token KV size: a named model's (``knowledge/kv_sizes.yaml``), or one worked out as a product
+without the factor 2 for K and V.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def kv_size_slips(sents: list[at.Sentence]) -> list[MisconceptionFound]:
             continue
         named = [kv for kv in load_kv_sizes() if re.search(kv.names, s.raw, re.IGNORECASE)] or \
             [kv for kv in load_kv_sizes() if i and re.search(kv.names, sents[i - 1].raw, re.IGNORECASE)]
-        for kv in named:
+        for kv in [kv for kv in named if all(kv.model not in f.claim for f in found)]:  # one model, one claim
             result = numeric.check_numeric(s.raw, kv.bytes, "bytes", 0.1, kv.slips)
             if result.status == "off_by_factor" and result.factor_name in kv.slips and result.quantity is not None:
                 found.append(MisconceptionFound(
