@@ -168,6 +168,16 @@ def test_llm_grader_with_verbatim_quotes(llm_settings, stub_server):
     assert llm_settings.api_key not in json.dumps(stub_server.requests)
 
 
+def test_the_llm_grader_sees_the_same_wrong_numbers(llm_settings, stub_server):
+    """A model that quotes the sentence as covering a point does not make a per-token KV slip right: the model's card
+    carries the same wrong claim as the offline grader's."""
+    answer = KV_FULL + "以 Llama-2-7B 为例，每个 token 的 KV 是 32×32×128×2 字节 = 256 KiB。"
+    stub_server.enqueue(_verdicts(answer, quotes=_supporting_quotes(answer)))
+    g = grade_with_llm(KV, answer, build_chat_model(llm_settings))
+    assert any("少乘了一个 2" in m.claim for m in g.misconceptions), g.misconceptions
+    assert any("少乘了一个 2" in m.claim for m in grade_offline(KV, answer).misconceptions)
+
+
 def test_llm_grader_fabricated_quote_counts_as_not_covered(llm_settings, stub_server):
     stub_server.enqueue(_verdicts("KV Cache 就是缓存。", quote_ok=False))
     g = grade_with_llm(KV, "KV Cache 就是缓存。", build_chat_model(llm_settings))

@@ -63,6 +63,13 @@ def folded(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
+def wrong_claims(sents: list[at.Sentence], target: Target) -> list[MisconceptionFound]:
+    """Every wrong claim the answer states, for every grader: the misconceptions and the follow-up's number slips;
+    where there are none, a slip in a per-token KV size (one error, one claim)."""
+    return (find_misconceptions(sents, target) + number_slips(target, sents)) or kv_size_slips(sents) \
+        or kv_formula_slips(sents)
+
+
 def find_misconceptions(sents: list[at.Sentence], target: Target) -> list[MisconceptionFound]:
     """The wrong claims the answer states: a misconception's pattern in a sentence, not negated, and none of its
     ``unless`` contexts in that sentence or the one before. One finding per claim, quoting its first sentence."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from interviewer.bands import band_of
 from interviewer.grading import answer_text as at
-from interviewer.grading.claims import find_misconceptions
+from interviewer.grading.claims import wrong_claims
 from interviewer.grading.contract import Grade, PointResult, Target
 from interviewer.grading.meaning import load_scorer
 from interviewer.grading.offline import Reading, finish, penalised_score, point_span_features, read_answer
@@ -95,7 +95,7 @@ def grade_with_llm(target: Target, answer: str, model, lang: str | None = None) 
         flags.add("reused_quote")  # one sentence cannot be the evidence for everything
     if "keyword_list" in reading.flags:
         points = [p.model_copy(update={"covered": 0.0}) for p in points]
-    wrong = find_misconceptions(reading.content, target)
+    wrong = wrong_claims(reading.content, target)  # the same wrong claims as the offline grader's
     score = penalised_score(points, wrong)
     grade = Grade(question_id=target.question_id, score=score, band=band_of(score), points=points,
                   misconceptions=wrong, grader="llm", flags=sorted(flags), confidence=0.8)

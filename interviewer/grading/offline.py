@@ -177,8 +177,7 @@ def judge_answer(target: Target, answer: str, scorer: meaning.Scorer | None = No
     """The points (from the rubric's words and phrasings, or by meaning given a ``scorer``) and wrong claims; with
     ``signals``, also the answer-level signals the calibrator reads (this runs the e5 encoder)."""
     reading = read_answer(answer, target)
-    wrong = claims.find_misconceptions(reading.content, target) + claims.number_slips(target, reading.content)
-    wrong = wrong or claims.kv_size_slips(reading.content) or claims.kv_formula_slips(reading.content)  # one error, one claim
+    wrong = claims.wrong_claims(reading.content, target)
     keyword = [judge_quality(p, reading.content) if p.examples_needed else judge_point(p, reading.content) for p in target.points]
     points, numeric_note = settle_points(target, answer, reading, keyword, wrong)
     by_meaning = scorer or (meaning.load_scorer() if signals else None)
