@@ -7,11 +7,10 @@ without the factor 2 for K and V.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from functools import lru_cache
-
-import numpy as np
 
 from interviewer import quantities as numeric
 from interviewer.grading import answer_text as at
@@ -88,6 +87,15 @@ def find_misconceptions(sents: list[at.Sentence], target: Target) -> list[Miscon
     return found
 
 
+def slip_in(text: str, expected: float, slips: dict[str, float], dimension: str = "bytes",
+            tolerance: float = 0.1) -> numeric.NumericResult | None:
+    """The number of ``text`` closest to ``expected`` when it is off by one of ``slips`` (name → stated / right, and
+    by nothing else), or None: a right number, a missing one or one off for no known reason is no slip."""
+    result = numeric.check_numeric(text, expected, dimension, tolerance, slips or None)
+    ok = result.status == "off_by_factor" and result.factor_name in slips and result.quantity is not None
+    return result if ok else None
+
+
 def number_slips(target: Target, sents: list[at.Sentence]) -> list[MisconceptionFound]:
     """The numbers a follow-up asks for, computed: the candidate's number closest to the right one, when it is off
     by one of the check's known slips (a forgotten factor 2 for K and V, query heads taken for KV heads), is a wrong
@@ -97,9 +105,8 @@ def number_slips(target: Target, sents: list[at.Sentence]) -> list[Misconception
     named: set[str] = set()  # one slip, one wrong claim (two checks can see the same slip)
     text = " ".join(s.raw for s in sents)
     for check in target.numbers if text else ():
-        result = numeric.check_numeric(text, check.expected, check.dimension, check.tolerance, check.factors or None)
-        slip = result.status == "off_by_factor" and result.factor_name in check.factors and result.quantity is not None
-        if slip and result.factor_name not in named:
+        result = slip_in(text, check.expected, check.factors, check.dimension, check.tolerance)
+        if result and result.factor_name not in named:
             named.add(result.factor_name)
             said = result.quantity.text.strip()
             right = (numeric.format_bytes_both(check.expected) if check.dimension == "bytes"
@@ -127,8 +134,8 @@ def kv_size_slips(sents: list[at.Sentence]) -> list[MisconceptionFound]:
         named = [kv for kv in load_kv_sizes() if re.search(kv.names, s.raw, re.IGNORECASE)] or \
             [kv for kv in load_kv_sizes() if i and re.search(kv.names, sents[i - 1].raw, re.IGNORECASE)]
         for kv in [kv for kv in named if all(kv.model not in f.claim for f in found)]:  # one model, one claim
-            result = numeric.check_numeric(s.raw, kv.bytes, "bytes", 0.1, kv.slips)
-            if result.status == "off_by_factor" and result.factor_name in kv.slips and result.quantity is not None:
+            result = slip_in(s.raw, kv.bytes, kv.slips)
+            if result:
                 found.append(MisconceptionFound(
                     claim=f"{kv.model} 每 token KV {result.quantity.text.strip()}：{result.factor_name}",
                     correction=f"{kv.model} 每 token KV 应约为 {numeric.format_bytes_both(kv.bytes)}", source=kv.source,
@@ -158,13 +165,13 @@ def kv_formula_slips(sents: list[at.Sentence]) -> list[MisconceptionFound]:
             rest = sorted(f for f in factors if f != 2)
             if factors.count(2) != 1 or len(rest) < 2 or rest[-1] < 64 or rest[-2] < 8 or {1, 4} & set(rest):
                 continue
-            product = 2 * float(np.prod(rest))
-            result = numeric.check_numeric(s.raw[m.end():], 2 * product, "bytes", 0.1, {NO_KV_TWO: 0.5})
-            if result.status == "off_by_factor" and result.factor_name == NO_KV_TWO and result.quantity is not None:
+            stated = math.prod(factors)  # what the product gives; right is twice that
+            result = slip_in(s.raw[m.end():], 2 * stated, {NO_KV_TWO: 0.5})
+            if result:
                 found.append(MisconceptionFound(
                     claim=f"每 token KV {m.group(0)} = {result.quantity.text.strip()}：{NO_KV_TWO}",
                     correction=f"每 token KV = 2（K 和 V）× 层数 × KV 头数 × head_dim × 每元素字节数，这里约为 "
-                               f"{numeric.format_bytes_both(2 * product)}", source="facts-zh §E.4（KV 公式）",
+                               f"{numeric.format_bytes_both(2 * stated)}", source="facts-zh §E.4（KV 公式）",
                     evidence=s.raw[:300]))
                 return found
     return found

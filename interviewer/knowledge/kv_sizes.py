@@ -3,27 +3,21 @@ is checked against, with the slips that explain a wrong figure (a forgotten fact
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from interviewer.knowledge.bank import _load_list
+from interviewer.knowledge.bank import _compile_all, _load_list
 from interviewer.resources import KNOWLEDGE_DIR
-
-
-def _regex(pattern: str) -> str:
-    re.compile(pattern)
-    return pattern
 
 
 class ModelKV(BaseModel):
     """One model's per-token KV cache in bytes (16-bit elements), with its source."""
 
     model: str
-    names: Annotated[str, AfterValidator(_regex)] = Field(description="regex naming the model (case-insensitive)")
+    names: Annotated[str, AfterValidator(lambda p: _compile_all([p])[0])] = Field(description="regex naming the model (case-insensitive)")
     bytes: int = Field(gt=0)
     source: str
     slips: dict[str, float] = Field(min_length=1, description="slip → stated / right, e.g. 少乘了一个 2: 0.5")
