@@ -63,7 +63,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "fb_keyword_list": {"zh": "只列关键词没有解释，不计分：请把机制讲出来。",
                         "en": "A bare list of keywords earns no credit: explain the mechanism."},
     "fb_parroting": {"zh": "复述题目不算回答。", "en": "Restating the question is not an answer."},
-    "fb_covered": {"zh": "讲到了：{names}。", "en": "Covered: {names}."},
+    "fb_covered": {"zh": "讲到了 {n}/{total} 个要点（各自的原话见上）。", "en": "Covered {n} of {total} points (each quotes your words above)."},
     "fb_missing": {"zh": "还缺：{names}。", "en": "Missing: {names}."},
     "fb_wrong": {"zh": "有误：{claim} → {correction}（{source}）", "en": "Incorrect: {claim} → {correction} ({source})"},
     "fb_reread": {"zh": "建议重读：{where}。", "en": "Re-read: {where}."},

@@ -92,6 +92,17 @@ def test_english_answer_to_a_chinese_question_grades_as_well():
     assert "Covered" in grade_offline(KV, en).feedback or "Missing" in grade_offline(KV, en).feedback
 
 
+def test_feedback_counts_covered_points_without_restating_them():
+    """A point's statement can say more than the answer did ("…整段生成的 attention 总量仍是 O(N²)" for an answer that
+    only said the per-step cost): the summary counts the covered points and leaves the quoting to each point."""
+    answer = "KV cache 就是把之前每个 token 算过的 K 和 V 存下来，每步只算新 token 的 K、V，然后跟缓存拼起来做 attention。代价是显存。"
+    g = grade_offline(KV, answer)
+    covered = [p for p in g.points if p.covered >= 0.75]
+    assert covered and f"讲到了 {len(covered)}/{len(g.points)} 个要点" in g.feedback
+    assert not any(p.point in g.feedback for p in covered)
+    assert all(p.evidence and p.evidence in answer for p in covered)
+
+
 def test_misconception_is_found_with_correction_and_source():
     g = grade_offline(KV, KV_FULL + " 总之 KV Cache 把复杂度从 O(N²) 变成了 O(N)。")
     assert g.misconceptions and g.misconceptions[0].correction and g.misconceptions[0].source

@@ -336,8 +336,8 @@ def feedback_text(grade: Grade, missed: list[PointResult], lang: str) -> str:
         parts.append(say("fb_keyword_list", lang))
     if "parroting" in grade.flags and not covered:
         parts.append(say("fb_parroting", lang))
-    if covered:
-        parts.append(say("fb_covered", lang, names="；".join(p.point for p in covered[:4])))
+    if covered:  # a count: a point's statement may say more than the answer did, and each point quotes its own evidence
+        parts.append(say("fb_covered", lang, n=len(covered), total=len(grade.points)))
     if missed:
         parts.append(say("fb_missing", lang, names="；".join(p.point for p in missed[:4])))
     for m in grade.misconceptions[:2]:
