@@ -22,7 +22,7 @@ from interviewer.resources import KNOWLEDGE_DIR
 Stage = Literal["intro", "technical", "project", "reverse", "drill"]
 
 
-def _compile_all(patterns: list[str]) -> list[str]:
+def compile_all(patterns: list[str]) -> list[str]:
     for p in patterns:
         try:
             re.compile(p)
@@ -31,7 +31,7 @@ def _compile_all(patterns: list[str]) -> list[str]:
     return patterns
 
 
-Patterns = Annotated[list[str], Field(min_length=1), AfterValidator(_compile_all)]
+Patterns = Annotated[list[str], Field(min_length=1), AfterValidator(compile_all)]
 """Regular expressions (applied case-insensitively); each must compile."""
 
 
@@ -107,7 +107,7 @@ class Misconception(BaseModel):
     claim: str
     correction: str
     source: str
-    unless: Annotated[list[str], AfterValidator(_compile_all)] = []  # not a wrong claim where its context says this
+    unless: Annotated[list[str], AfterValidator(compile_all)] = []  # not a wrong claim where its context says this
 
 
 FORMULAS = ("kv_cache_bytes", "decode_step_lower_bound_s", "ridge_point", "pp_bubble_fraction",
@@ -208,21 +208,21 @@ class Fact(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     claim: str
     patterns: Patterns  # regexes that recognise the claim in free text
-    unless: Annotated[list[str], AfterValidator(_compile_all)] = []  # …not where its context (sentence and the one before, note line) says this
+    unless: Annotated[list[str], AfterValidator(compile_all)] = []  # …not where its context (sentence and the one before, note line) says this
     verdict: Literal["confirmed", "corrected", "unsourced", "misleading"]
     correct: str = Field(description="the correct statement")
     source: str
     topic: str = ""
 
 
-def _read_yaml(path: Path) -> object:
+def read_yaml(path: Path) -> object:
     try:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise KnowledgeError(f"{path.name}: cannot read YAML: {exc}") from exc
 
 
-def _validation_message(path: Path, item: object, exc: ValidationError, kind: str = "question") -> str:
+def validation_message(path: Path, item: object, exc: ValidationError, kind: str = "question") -> str:
     qid = item.get("id", "?") if isinstance(item, dict) else "?"
     fields = "; ".join(
         f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
@@ -230,9 +230,9 @@ def _validation_message(path: Path, item: object, exc: ValidationError, kind: st
     return f"{path.name}: {kind} '{qid}': {fields}"
 
 
-def _load_list(path: Path, model: type[BaseModel], kind: str) -> list:
+def load_list(path: Path, model: type[BaseModel], kind: str) -> list:
     """A YAML file holding a list of ``model`` items, each validated with a clear error."""
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, list):
         raise KnowledgeError(f"{path.name}: expected a list of {kind}s at the top level")
     items = []
@@ -240,13 +240,13 @@ def _load_list(path: Path, model: type[BaseModel], kind: str) -> list:
         try:
             items.append(model.model_validate(item))
         except ValidationError as exc:
-            raise KnowledgeError(_validation_message(path, item, exc, kind)) from exc
+            raise KnowledgeError(validation_message(path, item, exc, kind)) from exc
     return items
 
 
 def load_questions_file(path: Path) -> list[Question]:
     """Load and validate one question file (a YAML list of questions)."""
-    return _load_list(path, Question, "question")
+    return load_list(path, Question, "question")
 
 
 def load_bank(directory: Path | None = None) -> dict[str, Question]:
@@ -327,7 +327,7 @@ def with_variants(bank: dict[str, Question]) -> dict[str, Question]:
 
 def load_facts(path: Path | None = None) -> list[Fact]:
     """Load the fact registry."""
-    return _load_list(path or KNOWLEDGE_DIR / "facts.yaml", Fact, "fact")
+    return load_list(path or KNOWLEDGE_DIR / "facts.yaml", Fact, "fact")
 
 
 @lru_cache(maxsize=4)
@@ -372,9 +372,9 @@ def load_plan(plan_id: str, directory: Path | None = None) -> Plan:
     if not re.fullmatch(r"[a-z0-9_]+", plan_id) or not path.is_file():
         raise KnowledgeError(f"no interview plan named '{plan_id}'")
     try:
-        return Plan.model_validate(_read_yaml(path))
+        return Plan.model_validate(read_yaml(path))
     except ValidationError as exc:
-        raise KnowledgeError(_validation_message(path, {"id": plan_id}, exc, "plan")) from exc
+        raise KnowledgeError(validation_message(path, {"id": plan_id}, exc, "plan")) from exc
 
 
 def plan_ids(directory: Path | None = None) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from interviewer.knowledge.bank import _compile_all, _load_list
+from interviewer.knowledge.bank import compile_all, load_list
 from interviewer.resources import KNOWLEDGE_DIR
 
 
@@ -17,7 +17,7 @@ class ModelKV(BaseModel):
     """One model's per-token KV cache in bytes (16-bit elements), with its source."""
 
     model: str
-    names: Annotated[str, AfterValidator(lambda p: _compile_all([p])[0])] = Field(description="regex naming the model (case-insensitive)")
+    names: Annotated[str, AfterValidator(lambda p: compile_all([p])[0])] = Field(description="regex naming the model (case-insensitive)")
     bytes: int = Field(gt=0)
     source: str
     slips: dict[str, float] = Field(min_length=1, description="slip → stated / right, e.g. 少乘了一个 2: 0.5")
@@ -27,4 +27,4 @@ class ModelKV(BaseModel):
 def load_kv_sizes(path: Path | None = None) -> tuple[ModelKV, ...]:
     """The registry, or () when the file is missing (grading goes on without this check)."""
     path = path or KNOWLEDGE_DIR / "kv_sizes.yaml"
-    return tuple(_load_list(path, ModelKV, "model")) if path.exists() else ()
+    return tuple(load_list(path, ModelKV, "model")) if path.exists() else ()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from interviewer.knowledge.bank import KnowledgeError, Patterns, Question, Text, _load_list, _read_yaml, _validation_message
+from interviewer.knowledge.bank import KnowledgeError, Patterns, Question, Text, load_list, read_yaml, validation_message
 from interviewer.resources import KNOWLEDGE_DIR
 
 
@@ -49,7 +49,7 @@ class ReverseAnswer(BaseModel):
 
 
 def load_reverse_faq(path: Path | None = None) -> list[ReverseAnswer]:
-    return _load_list(path or KNOWLEDGE_DIR / "reverse_faq.yaml", ReverseAnswer, "reverse answer")
+    return load_list(path or KNOWLEDGE_DIR / "reverse_faq.yaml", ReverseAnswer, "reverse answer")
 
 
 @lru_cache(maxsize=1)
@@ -58,18 +58,18 @@ def default_reverse_faq() -> tuple[ReverseAnswer, ...]:
 
 
 def load_topics(path: Path | None = None) -> dict[str, Topic]:
-    return {t.id: t for t in _load_list(path or KNOWLEDGE_DIR / "topics.yaml", Topic, "topic")}
+    return {t.id: t for t in load_list(path or KNOWLEDGE_DIR / "topics.yaml", Topic, "topic")}
 
 
 def load_ladders(directory: Path | None = None) -> dict[str, Ladder]:
     """Every ladder file, by ladder id."""
     ladders: dict[str, Ladder] = {}
     for path in sorted((directory or KNOWLEDGE_DIR / "ladders").glob("*.yaml")):
-        data = _read_yaml(path)
+        data = read_yaml(path)
         try:
             ladder = Ladder.model_validate(data)
         except Exception as exc:  # noqa: BLE001 - a ValidationError, named with its file
-            raise KnowledgeError(_validation_message(path, data, exc, "ladder") if hasattr(exc, "errors") else f"{path.name}: {exc}") from exc
+            raise KnowledgeError(validation_message(path, data, exc, "ladder") if hasattr(exc, "errors") else f"{path.name}: {exc}") from exc
         ladders[ladder.id] = ladder
     return ladders
 
