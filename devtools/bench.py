@@ -195,7 +195,7 @@ def measure(settings: Settings, sizes: Sizes, quick: bool = False) -> dict:
 
             step("search", search)
         step(f"index build ({sizes.synthetic_chunks} synthetic chunks)", lambda: bench_synthetic(work, sizes, qs, figures))
-        step("offline grade", lambda: bench_grade(figures))
+        step("offline grade", lambda: bench_grade(figures, sizes.grade_answers))
         if ready is not None:
             interviewer = Interviewer(ready, retriever)
             step("offline turns", lambda: bench_turns(interviewer, sizes, figures))

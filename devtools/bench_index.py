@@ -43,6 +43,7 @@ class Sizes:
     throughput_turns: int
     long_turns: int = 40
     model_turns: int = 16  # per session, in the model-turn bench
+    grade_answers: int | None = None  # None: grade every labelled answer; else an even spread of this many
 
 
 FULL = Sizes(10_000, None, None, 3, 50, 20, 5.0, 50, 20)
@@ -181,7 +182,7 @@ def bench_synthetic(work: Path, sizes: Sizes, qs: list[str], out: dict) -> None:
                synthetic_search_p50_ms=search["p50"], synthetic_search_p95_ms=search["p95"])
 
 
-def bench_grade(out: dict) -> None:
+def bench_grade(out: dict, sample: int | None = None) -> None:
     from devtools.evaluation import load_labelled
     from interviewer.grading.contract import Target
     from interviewer.grading.offline import grade_offline
@@ -189,6 +190,8 @@ def bench_grade(out: dict) -> None:
 
     bank = default_bank()
     rows = load_labelled()
+    if sample:
+        rows = rows[::max(1, len(rows) // sample)][:sample]
     grade_offline(Target.of_question(bank[rows[0]["question_id"]]), rows[0]["answer"])  # warm caches
     times = []
     for r in rows:

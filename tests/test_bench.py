@@ -10,7 +10,8 @@ import pytest
 from devtools import bench, bench_index
 
 TINY = bench.Sizes(synthetic_chunks=8, builtin_sample=4, search_queries=3, turn_sessions=1, load_sessions=2, load_turns=2,
-                   load_pause_s=0.1, throughput_sessions=2, throughput_turns=2, long_turns=40)
+                   load_pause_s=0.1, throughput_sessions=2, throughput_turns=2, long_turns=40,
+                   grade_answers=40)
 
 
 @pytest.mark.slow
