@@ -128,14 +128,16 @@ def kv_size_slips(sents: list[at.Sentence]) -> list[MisconceptionFound]:
     by one of that model's known slips is a wrong claim quoting its sentence. A right size, or one off for no known
     reason, changes nothing; sentences about 8-bit or 32-bit caches, one layer or one GPU are not read."""
     found: list[MisconceptionFound] = []
+    claimed: set[str] = set()  # one model, one claim
     for i, s in enumerate(sents):
         if not PER_TOKEN.search(s.raw) or NOT_16_BIT.search(s.raw):
             continue
         named = [kv for kv in load_kv_sizes() if re.search(kv.names, s.raw, re.IGNORECASE)] or \
             [kv for kv in load_kv_sizes() if i and re.search(kv.names, sents[i - 1].raw, re.IGNORECASE)]
-        for kv in [kv for kv in named if all(kv.model not in f.claim for f in found)]:  # one model, one claim
+        for kv in [kv for kv in named if kv.model not in claimed]:
             result = slip_in(s.raw, kv.bytes, kv.slips)
             if result:
+                claimed.add(kv.model)
                 found.append(MisconceptionFound(
                     claim=f"{kv.model} 每 token KV {result.quantity.text.strip()}：{result.factor_name}",
                     correction=f"{kv.model} 每 token KV 应约为 {numeric.format_bytes_both(kv.bytes)}", source=kv.source,
