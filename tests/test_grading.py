@@ -374,6 +374,7 @@ def test_an_answer_about_another_topic_is_graded_dont_know_and_says_so():
     g = grade_offline(KV, other)
     assert g.band == "不会" and "off_topic" in g.flags, (g.band, g.flags)
     assert "别的话题" in g.feedback
+    assert not any(p.covered or p.evidence for p in g.points) and "讲到了" not in g.feedback  # no point ticked beside it
     follow_up = Target.of_ref(BANK, "kv_cache/f1")
     dont_know = grade_offline(follow_up, "嗯，这个我不太清楚。")
     assert dont_know.band == "不会" and "off_topic" not in dont_know.flags and "别的话题" not in dont_know.feedback

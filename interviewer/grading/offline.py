@@ -215,7 +215,9 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
         off_topic = relevance.off_topic(judged.signals.gate_vector())
         keyword_band, band = band, calibration.calibrated_band(calibrator, x, band, flags, bool(wrong), off_topic)
         score = calibration.within_band(score, band)
-        flags = sorted({*flags, "off_topic"}) if off_topic else flags
+        if off_topic:  # about another topic, it covers nothing: none of its sentences is evidence for a point here
+            flags = sorted({*flags, "off_topic"})
+            points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
         why = calibration.band_note(keyword_band, band, judged.signals.hedged, judged.signals.chars, off_topic, lang)
         note = " ".join(part for part in (note, why) if part)
     grade = Grade(question_id=target.question_id, score=score, band=band, points=points,
