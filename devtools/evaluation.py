@@ -85,14 +85,16 @@ PARTS = (("", lambda r: True), ("/main", lambda r: r.get("target_kind", "questio
          ("/follow_up", lambda r: r.get("target_kind") in FOLLOW_UP_KINDS))
 
 
+def read_jsonl(paths) -> list[dict]:
+    """Every row of the given JSON-lines files, in sorted path order."""
+    return [json.loads(line) for p in sorted(paths) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def load_labelled(blind: bool = True) -> list[dict]:
     """The labelled answers: ``grading/*.jsonl`` (dev, heldout) and, with ``blind``, the batches in ``grading/blind/``
     (written without the rubric in sight, labelled blind; see eval/grading/blind/README.md)."""
-    rows = []
-    paths = sorted((EVAL_DIR / "grading").glob("*.jsonl")) + (sorted((EVAL_DIR / "grading" / "blind").glob("*.jsonl")) if blind else [])
-    for p in paths:
-        rows += [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows
+    return (read_jsonl((EVAL_DIR / "grading").glob("*.jsonl"))
+            + (read_jsonl((EVAL_DIR / "grading" / "blind").glob("*.jsonl")) if blind else []))
 
 
 def quadratic_weighted_kappa(truth: list[int], pred: list[int], n: int = 4) -> float:

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from devtools.evaluation import EVAL_DIR, PARTS, agreement, load_labelled
+from devtools.evaluation import EVAL_DIR, PARTS, agreement, load_labelled, read_jsonl
 from interviewer.bands import band_index, band_of
 from interviewer.grading import calibration, relevance
 from interviewer.grading.contract import Target
@@ -34,10 +34,7 @@ DEV_WEIGHT = 2.0
 
 
 def load_train() -> list[dict]:
-    rows = []
-    for p in sorted((EVAL_DIR / "grading" / "train").glob("*.jsonl")):
-        rows += [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows
+    return read_jsonl((EVAL_DIR / "grading" / "train").glob("*.jsonl"))
 
 
 OFF_TOPIC_ROWS = 160

@@ -4,7 +4,8 @@
 
 Training data: ``eval/grading/pairs/*.jsonl`` — candidate answers with a label for every key point (covered,
 partial, hedged, wrong, absent) and the verbatim evidence, written at development time without the rubric's
-keywords. Each labelled point becomes span examples: the span holding the evidence gets the label's value
+keywords — and the training answers of ``eval/grading/train/`` labelled point by point (``train/points/``: written
+blind, a third of them typed; added in session 14). Each labelled point becomes span examples: the span holding the evidence gets the label's value
 (covered 1, partial and hedged 0.5, wrong 0) and, for an absent point, every span is a 0.
 The two thresholds that turn P into coverage (1 / 0.5 / 0) are chosen on exact band agreement over the dev split
 and the pairs' own answers (both development data). The heldout and blind splits are measured, never used.
@@ -13,13 +14,12 @@ and the pairs' own answers (both development data). The heldout and blind splits
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
 
-from devtools.evaluation import EVAL_DIR, PARTS, agreement, load_labelled
+from devtools.evaluation import EVAL_DIR, PARTS, agreement, load_labelled, read_jsonl
 from interviewer.grading.contract import Target
 from interviewer.grading.meaning import ENCODER, FEATURES, SCORER, Scorer, fit_logistic, load_scorer
 from interviewer.knowledge.bank import default_bank
@@ -29,10 +29,17 @@ GRID = [round(x, 2) for x in np.arange(0.2, 0.95, 0.05)]
 
 
 def load_pairs() -> list[dict]:
-    rows = []
-    for p in sorted((EVAL_DIR / "grading" / "pairs").glob("*.jsonl")):
-        rows += [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows
+    return read_jsonl((EVAL_DIR / "grading" / "pairs").glob("*.jsonl"))
+
+
+def load_train_points() -> list[dict]:
+    """The training answers (``eval/grading/train/``) whose key points were labelled one by one (``train/points/``),
+    in the pairs' shape: written blind, many of them typed, so the span scorer learns more than one way of writing."""
+    from devtools.train_calibrator import load_train
+
+    train = {r["id"]: r for r in load_train()}
+    return [dict(train[r["id"]], points=r["points"]) for r in read_jsonl((EVAL_DIR / "grading" / "train" / "points").glob("*.jsonl"))
+            if r["id"] in train]
 
 
 def span_examples(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = {s: [r for r in labelled if r["split"] == s] for s in ("dev", "heldout", "blind")}
     if not args.report_only:
         started = time.perf_counter()
-        x, y = span_examples(load_pairs())
+        x, y = span_examples(load_pairs() + load_train_points())
         mean, scale, w, b = fit_logistic(x, y)
         print(f"fitted on {len(y)} span examples ({int((y == 1).sum())} covered, {int((y == 0.5).sum())} partial/hedged, "
               f"{int((y == 0).sum())} not) in {time.perf_counter() - started:.1f} s")
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name + part:<18} n={a['n']:<4} exact {a['exact']:.3f}  ±1 {a['within_one']:.3f}  QWK {a['qwk']:.3f}  {a['recall']}")
     if not args.report_only:
         report["fitted_on"] = {"span_examples": int(len(y)), "pairs_files": [p.name for p in sorted((EVAL_DIR / "grading" / "pairs").glob("*.jsonl"))],
+                               "train_points_files": [p.name for p in sorted((EVAL_DIR / "grading" / "train" / "points").glob("*.jsonl"))],
                                "thresholds_chosen_on": "exact band agreement on dev + the pairs' answers", "exact_there": dev_exact,
                                "baseline_keyword_grader": baseline}
         SCORER.write_text(scorer.to_json(report), encoding="utf-8")
