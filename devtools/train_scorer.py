@@ -5,8 +5,9 @@
 Training data: ``eval/grading/pairs/*.jsonl`` — candidate answers with a label for every key point (covered,
 partial, hedged, wrong, absent) and the verbatim evidence, written at development time without the rubric's
 keywords — and the training answers of ``eval/grading/train/`` labelled point by point (``train/points/``: written
-blind, a third of them typed; added in session 14). Each labelled point becomes span examples: the span holding the evidence gets the label's value
-(covered 1, partial and hedged 0.5, wrong 0) and, for an absent point, every span is a 0.
+blind, a third of them typed; added in session 14). Each labelled point becomes span examples: the span holding the
+evidence gets the label's value (covered 1, partial and hedged 0.5, wrong 0) and, for an absent point, every span is
+a 0.
 The two thresholds that turn P into coverage (1 / 0.5 / 0) are chosen on exact band agreement over the dev split
 and the pairs' own answers (both development data). The heldout and blind splits are measured, never used.
 """
