@@ -27,10 +27,12 @@ from interviewer.knowledge.bank import default_bank
 
 VALUE = {"covered": 1.0, "partial": 0.5, "hedged": 0.5, "wrong": 0.0}
 GRID = [round(x, 2) for x in np.arange(0.2, 0.95, 0.05)]
+PAIRS_DIR = EVAL_DIR / "grading" / "pairs"
+TRAIN_POINTS_DIR = EVAL_DIR / "grading" / "train" / "points"
 
 
 def load_pairs() -> list[dict]:
-    return read_jsonl((EVAL_DIR / "grading" / "pairs").glob("*.jsonl"))
+    return read_jsonl(PAIRS_DIR.glob("*.jsonl"))
 
 
 def load_train_points() -> list[dict]:
@@ -39,7 +41,7 @@ def load_train_points() -> list[dict]:
     from devtools.train_calibrator import load_train
 
     train = {r["id"]: r for r in load_train()}
-    return [dict(train[r["id"]], points=r["points"]) for r in read_jsonl((EVAL_DIR / "grading" / "train" / "points").glob("*.jsonl"))
+    return [dict(train[r["id"]], points=r["points"]) for r in read_jsonl(TRAIN_POINTS_DIR.glob("*.jsonl"))
             if r["id"] in train]
 
 
@@ -125,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 report[name + part] = {k: a[k] for k in ("n", "exact", "within_one", "qwk", "recall")}
                 print(f"{name + part:<18} n={a['n']:<4} exact {a['exact']:.3f}  ±1 {a['within_one']:.3f}  QWK {a['qwk']:.3f}  {a['recall']}")
     if not args.report_only:
-        report["fitted_on"] = {"span_examples": int(len(y)), "pairs_files": [p.name for p in sorted((EVAL_DIR / "grading" / "pairs").glob("*.jsonl"))],
-                               "train_points_files": [p.name for p in sorted((EVAL_DIR / "grading" / "train" / "points").glob("*.jsonl"))],
+        report["fitted_on"] = {"span_examples": int(len(y)), "pairs_files": [p.name for p in sorted(PAIRS_DIR.glob("*.jsonl"))],
+                               "train_points_files": [p.name for p in sorted(TRAIN_POINTS_DIR.glob("*.jsonl"))],
                                "thresholds_chosen_on": "exact band agreement on dev + the pairs' answers", "exact_there": dev_exact,
                                "baseline_keyword_grader": baseline}
         SCORER.write_text(scorer.to_json(report), encoding="utf-8")

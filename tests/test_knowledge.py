@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
 
+from devtools.evaluation import read_jsonl
 from interviewer.bands import BANDS
 from interviewer.knowledge.bank import KNOWLEDGE_DIR, KnowledgeError, load_bank, load_facts, load_questions_file
 from interviewer.knowledge.notes import load_note_sections, unsourced_numbers
@@ -90,8 +89,7 @@ def test_broken_question_file_names_file_question_and_field(tmp_path):
 
 
 def test_grading_calibration_set_is_well_formed(bank):
-    rows = [json.loads(line) for p in sorted((ROOT / "eval" / "grading").glob("*.jsonl"))
-            for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl((ROOT / "eval" / "grading").glob("*.jsonl"))
     assert len(rows) >= 240
     assert len({r["question_id"] for r in rows}) >= 24
     for r in rows:

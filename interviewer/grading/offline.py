@@ -217,7 +217,7 @@ def grade_offline(target: Target, answer: str, lang: str | None = None, scorer: 
         score = calibration.within_band(score, band)
         if off_topic:  # about another topic, it covers nothing: none of its sentences is evidence for a point here
             flags = sorted({*flags, "off_topic"})
-            points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
+            points = [uncovered(p) for p in points]
         why = calibration.band_note(keyword_band, band, judged.signals.hedged, judged.signals.chars, off_topic, lang)
         note = " ".join(part for part in (note, why) if part)
     grade = Grade(question_id=target.question_id, score=score, band=band, points=points,
@@ -237,7 +237,7 @@ def settle_points(target: Target, answer: str, reading: Reading, points: list[Po
     """Judged points after the answer-level rules: a keyword list earns nothing, the numeric point is decided by
     computation, a sentence stating a wrong claim is no evidence, and a point below QUOTE_AT quotes nothing."""
     if "keyword_list" in reading.flags:
-        points = [p.model_copy(update={"covered": 0.0, "evidence": ""}) for p in points]
+        points = [uncovered(p) for p in points]
     numeric_note = ""
     if target.numeric is not None:
         points, numeric_note = judge_number(target.numeric, answer, points)
@@ -279,13 +279,18 @@ def judge_number(check: NumericCheck, answer: str, points: list[PointResult]) ->
     return out, "数值：" + result.feedback
 
 
+def uncovered(point: PointResult) -> PointResult:
+    """The point as not covered: no credit and no quote."""
+    return point.model_copy(update={"covered": 0.0, "evidence": ""})
+
+
 def _not_evidence_of(point: PointResult, wrong: list[MisconceptionFound]) -> PointResult:
     """A sentence that states a wrong claim earns no point: it is never evidence for both."""
     if point.point_id in {m.point_id for m in wrong}:  # a wrong number voids the point it answers, quoted or not
-        return point.model_copy(update={"covered": 0.0, "evidence": ""})
+        return uncovered(point)
     if point.evidence and any(m.evidence and (m.evidence in point.evidence or point.evidence in m.evidence)
                               for m in wrong if not m.point_id):
-        return point.model_copy(update={"covered": 0.0, "evidence": ""})
+        return uncovered(point)
     return point
 
 
